@@ -1,0 +1,92 @@
+"""broker_plugins: the host-agnostic core of the broker gateway layer.
+
+A host asks a `BrokerRegistry` for a gateway by name and programs against `IBrokerGateway`;
+plugins provide gateways through the `register_broker_gateways` hook.
+"""
+
+from broker_plugins._entities import (
+    Balance,
+    Candle,
+    Instrument,
+    Order,
+    OrderRequest,
+    OrderUpdate,
+    Position,
+    Quote,
+)
+from broker_plugins._enums import (
+    Capability,
+    ConnectionState,
+    Interval,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from broker_plugins._errors import (
+    AuthenticationError,
+    BrokerError,
+    BrokerTimeoutError,
+    BrokerUnavailableError,
+    DuplicateGatewayError,
+    InvalidRequestError,
+    NotFoundError,
+    OrderOutcomeUnknownError,
+    OrderRejectedError,
+    PluginError,
+    PluginLoadError,
+    RateLimitExceededError,
+    UnknownGatewayError,
+)
+from broker_plugins._gateway import HealthStatus, IBrokerGateway, StateChange, StateListener
+from broker_plugins._ratelimit import CATEGORIES, RateLimit, RateLimiter, RateLimitsSpec
+from broker_plugins._registry import BrokerRegistry
+from broker_plugins._registry_types import GatewayFactory, GatewayInfo, RegisterGateway
+from broker_plugins._state import ConnectionStateTracker
+from broker_plugins.hookspecs import hookimpl, hookspec
+
+__all__ = [
+    "CATEGORIES",
+    "AuthenticationError",
+    "Balance",
+    "BrokerError",
+    "BrokerRegistry",
+    "BrokerTimeoutError",
+    "BrokerUnavailableError",
+    "Candle",
+    "Capability",
+    "ConnectionState",
+    "ConnectionStateTracker",
+    "DuplicateGatewayError",
+    "GatewayFactory",
+    "GatewayInfo",
+    "HealthStatus",
+    "IBrokerGateway",
+    "Instrument",
+    "Interval",
+    "InvalidRequestError",
+    "NotFoundError",
+    "Order",
+    "OrderOutcomeUnknownError",
+    "OrderRejectedError",
+    "OrderRequest",
+    "OrderStatus",
+    "OrderType",
+    "OrderUpdate",
+    "PluginError",
+    "PluginLoadError",
+    "Position",
+    "Quote",
+    "RateLimit",
+    "RateLimitExceededError",
+    "RateLimiter",
+    "RateLimitsSpec",
+    "RegisterGateway",
+    "Side",
+    "StateChange",
+    "StateListener",
+    "TimeInForce",
+    "UnknownGatewayError",
+    "hookimpl",
+    "hookspec",
+]

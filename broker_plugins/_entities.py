@@ -1,0 +1,314 @@
+"""Domain entities: frozen, slotted attrs classes with exact numbers and UTC timestamps.
+
+`OrderRequest` is what a caller builds, so it validates everything at construction and raises
+`InvalidRequestError` saying what was wrong. The other entities are what a broker reports; gateways
+build them from already-checked replies, and they stay plain so that mapping 100,000 candles is cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import TypeVar
+
+import attrs
+
+from broker_plugins._enums import Interval, OrderStatus, OrderType, Side, TimeInForce
+from broker_plugins._errors import InvalidRequestError
+
+__all__ = [
+    "Balance",
+    "Candle",
+    "Instrument",
+    "Order",
+    "OrderRequest",
+    "OrderUpdate",
+    "Position",
+    "Quote",
+    "check_symbol",
+    "to_decimal",
+]
+
+_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:^=-]{0,31}")
+_CLIENT_ORDER_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+Number = Decimal | int | str | float
+_E = TypeVar("_E", Side, OrderType, TimeInForce)
+
+
+def to_decimal(value: object, *, field: str) -> Decimal:
+    """Convert a caller's number to an exact, finite `Decimal`, or raise `InvalidRequestError`.
+
+    A float is taken as the shortest text that round-trips (`0.1` becomes `Decimal("0.1")`, not the
+    binary approximation), which is what the caller typed.
+    """
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, bool):
+        raise InvalidRequestError(f"{field} must be a number, got a bool")
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRequestError(f"{field} must be a finite number, got {value!r}")
+        number = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise InvalidRequestError(f"{field} must be a number, got {value!r}") from None
+    else:
+        raise InvalidRequestError(f"{field} must be a number, got {type(value).__name__}")
+    if not number.is_finite():
+        raise InvalidRequestError(f"{field} must be a finite number, got {value!r}")
+    return number
+
+
+def check_symbol(symbol: object) -> str:
+    """Return `symbol` if it is a well-formed instrument code, or raise `InvalidRequestError`."""
+    if not isinstance(symbol, str):
+        raise InvalidRequestError(f"symbol must be a string, got {type(symbol).__name__}")
+    if not symbol:
+        raise InvalidRequestError("symbol must not be empty")
+    if _SYMBOL.fullmatch(symbol) is None:
+        raise InvalidRequestError(
+            f"symbol {symbol!r} is malformed: use 1-32 letters, digits or . _ / : ^ = -, "
+            "starting with a letter or digit"
+        )
+    return symbol
+
+
+def _known_member(enum_type: type[_E], field: str, value: object) -> _E:
+    try:
+        member = enum_type(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum_type if m.name != "UNKNOWN")
+        raise InvalidRequestError(f"{field} must be one of {allowed}; got {value!r}") from None
+    if member.name == "UNKNOWN":
+        raise InvalidRequestError(f"{field} must be a known value, got {value!r}")
+    return member
+
+
+def _to_side(value: object) -> Side:
+    return _known_member(Side, "side", value)
+
+
+def _to_order_type(value: object) -> OrderType:
+    return _known_member(OrderType, "order_type", value)
+
+
+def _to_time_in_force(value: object) -> TimeInForce:
+    return _known_member(TimeInForce, "time_in_force", value)
+
+
+def _positive(value: object, field: str) -> Decimal:
+    number = to_decimal(value, field=field)
+    if number <= 0:
+        raise InvalidRequestError(f"{field} must be greater than zero, got {number}")
+    return number
+
+
+def _to_quantity(value: object) -> Decimal:
+    return _positive(value, "quantity")
+
+
+def _to_price(value: object) -> Decimal | None:
+    return None if value is None else _positive(value, "price")
+
+
+def _check_client_order_id(_instance: object, _attribute: object, value: object) -> None:
+    if not isinstance(value, str) or _CLIENT_ORDER_ID.fullmatch(value) is None:
+        raise InvalidRequestError(f"client_order_id must be 1-64 letters, digits or . _ : -; got {value!r}")
+
+
+def new_client_order_id() -> str:
+    """A fresh, unique idempotency key for an order."""
+    return uuid.uuid4().hex
+
+
+def _default_order_type(request: OrderRequest) -> OrderType:
+    return OrderType.MARKET if request.price is None else OrderType.LIMIT
+
+
+@attrs.frozen
+class OrderRequest:
+    """An order to place. Validated at construction; `client_order_id` is its idempotency key.
+
+    `order_type` defaults to LIMIT when a price is given and MARKET otherwise.
+    Numbers may be given as `Decimal`, `int`, `str` or `float` and are stored as exact `Decimal`.
+    """
+
+    symbol: str = attrs.field(converter=check_symbol)
+    side: Side = attrs.field(converter=_to_side)
+    quantity: Decimal = attrs.field(converter=_to_quantity)
+    price: Decimal | None = attrs.field(
+        default=None,
+        converter=_to_price,
+        kw_only=True,
+    )
+    order_type: OrderType = attrs.field(
+        default=attrs.Factory(_default_order_type, takes_self=True),
+        converter=_to_order_type,
+        kw_only=True,
+    )
+    time_in_force: TimeInForce = attrs.field(
+        default=TimeInForce.DAY,
+        converter=_to_time_in_force,
+        kw_only=True,
+    )
+    client_order_id: str = attrs.field(
+        factory=new_client_order_id, validator=_check_client_order_id, kw_only=True
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.order_type is OrderType.LIMIT and self.price is None:
+            raise InvalidRequestError("a limit order needs a price")
+        if self.order_type is OrderType.MARKET and self.price is not None:
+            raise InvalidRequestError(f"a market order takes no price, got {self.price}")
+
+    @classmethod
+    def market(
+        cls,
+        symbol: str,
+        side: Side | str,
+        quantity: Number,
+        *,
+        time_in_force: TimeInForce | str = TimeInForce.DAY,
+        client_order_id: str | None = None,
+    ) -> OrderRequest:
+        """A market order."""
+        return cls(
+            symbol,
+            side,
+            quantity,
+            order_type=OrderType.MARKET,
+            time_in_force=time_in_force,
+            client_order_id=client_order_id or new_client_order_id(),
+        )
+
+    @classmethod
+    def limit(
+        cls,
+        symbol: str,
+        side: Side | str,
+        quantity: Number,
+        price: Number,
+        *,
+        time_in_force: TimeInForce | str = TimeInForce.DAY,
+        client_order_id: str | None = None,
+    ) -> OrderRequest:
+        """A limit order at `price`."""
+        return cls(
+            symbol,
+            side,
+            quantity,
+            price=price,
+            order_type=OrderType.LIMIT,
+            time_in_force=time_in_force,
+            client_order_id=client_order_id or new_client_order_id(),
+        )
+
+
+@attrs.frozen
+class Instrument:
+    """A tradable instrument and its trading rules."""
+
+    symbol: str
+    name: str
+    exchange: str
+    currency: str
+    tick_size: Decimal
+    lot_size: Decimal
+
+
+@attrs.frozen
+class Candle:
+    """One OHLCV bar; `start` is the UTC time the bar opens."""
+
+    symbol: str
+    interval: Interval
+    start: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+@attrs.frozen(kw_only=True)
+class Quote:
+    """Top of book and last trade of one instrument at `time` (UTC)."""
+
+    symbol: str
+    bid: Decimal
+    bid_size: Decimal
+    ask: Decimal
+    ask_size: Decimal
+    last: Decimal | None
+    time: datetime
+
+
+@attrs.frozen(kw_only=True)
+class Order:
+    """An order as the broker knows it."""
+
+    order_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal
+    price: Decimal | None
+    time_in_force: TimeInForce
+    status: OrderStatus
+    filled_quantity: Decimal
+    average_fill_price: Decimal | None
+    created_at: datetime
+    updated_at: datetime
+    reject_reason: str = ""
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        """Quantity still to fill (zero once the order is no longer open)."""
+        return self.quantity - self.filled_quantity if self.status.is_open else Decimal(0)
+
+
+@attrs.frozen(kw_only=True)
+class OrderUpdate:
+    """A change to an order: `sequence` grows by account, so a gap is visible."""
+
+    order: Order
+    sequence: int
+    time: datetime
+    fill_quantity: Decimal = Decimal(0)
+    fill_price: Decimal | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Position:
+    """Holdings of one instrument; `quantity` is negative for a short position."""
+
+    symbol: str
+    quantity: Decimal
+    average_price: Decimal
+    market_price: Decimal | None = None
+
+    @property
+    def unrealized_pnl(self) -> Decimal | None:
+        """Profit or loss at `market_price`, when the broker reported one."""
+        if self.market_price is None:
+            return None
+        return (self.market_price - self.average_price) * self.quantity
+
+
+@attrs.frozen(kw_only=True)
+class Balance:
+    """Cash of the account in one currency."""
+
+    currency: str
+    cash: Decimal
+    buying_power: Decimal
+    equity: Decimal

@@ -1,0 +1,166 @@
+"""`IBrokerGateway`: the contract every gateway plugin implements and every host programs against."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, TypeVar, runtime_checkable
+
+import attrs
+
+from broker_plugins._entities import (
+    Balance,
+    Candle,
+    Instrument,
+    Number,
+    Order,
+    OrderRequest,
+    OrderUpdate,
+    Position,
+    Quote,
+)
+from broker_plugins._enums import Capability, ConnectionState, Interval
+from broker_plugins._errors import BrokerError
+
+__all__ = ["HealthStatus", "IBrokerGateway", "StateChange", "StateListener"]
+
+_G = TypeVar("_G", bound="IBrokerGateway")
+
+
+@attrs.frozen(kw_only=True)
+class StateChange:
+    """One transition of a gateway's `ConnectionState`, with the error that caused it, if any."""
+
+    previous: ConnectionState
+    current: ConnectionState
+    time: datetime
+    reason: BrokerError | None = None
+
+
+StateListener = Callable[[StateChange], object]
+"""Called synchronously, in order, on every state change; what it returns is ignored."""
+
+
+@attrs.frozen(kw_only=True)
+class HealthStatus:
+    """The outcome of one `health_check()`; `latency` is the round trip in seconds."""
+
+    healthy: bool
+    state: ConnectionState
+    checked_at: datetime
+    latency: float | None = None
+    error: str | None = None
+
+
+@runtime_checkable
+class IBrokerGateway(Protocol):
+    """A connection to one broker account.
+
+    Lifecycle: `connect()` (or `async with`), calls, `disconnect()`. Both are idempotent. While
+    connected the gateway reconnects by itself after failures; observe it with `add_state_listener`.
+    Every call takes a permit from the gateway's rate limiter before it reaches the broker.
+
+    Errors are `BrokerError` subclasses only. A call made while the broker is unreachable fails fast
+    with `BrokerUnavailableError`; it is never queued to be sent late. `place_order` is never retried
+    under a new `client_order_id`: when its outcome cannot be known it raises
+    `OrderOutcomeUnknownError` carrying the id.
+    """
+
+    @property
+    def name(self) -> str:
+        """The name the gateway is registered under (for example `grpc`)."""
+        ...
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """The optional features this gateway supports."""
+        ...
+
+    @property
+    def state(self) -> ConnectionState:
+        """The current connection state."""
+        ...
+
+    def add_state_listener(self, listener: StateListener) -> Callable[[], None]:
+        """Call `listener` on every state change; returns a function that removes it."""
+        ...
+
+    async def connect(self) -> None:
+        """Connect; returns once calls can be made, raises `BrokerError` if the first attempt fails."""
+        ...
+
+    async def disconnect(self) -> None:
+        """Stop streams, cancel calls and background tasks, and release the connection."""
+        ...
+
+    async def __aenter__(self: _G) -> _G: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    async def health_check(self) -> HealthStatus:
+        """Probe the broker once; never raises for an unhealthy broker, reports it instead."""
+        ...
+
+    async def get_candles(
+        self,
+        symbol: str,
+        interval: Interval,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int | None = None,
+    ) -> Sequence[Candle]:
+        """Candles ascending by `start`; paging is the gateway's job."""
+        ...
+
+    async def get_quote(self, symbol: str) -> Quote:
+        """The latest quote of `symbol`."""
+        ...
+
+    async def get_instrument(self, symbol: str) -> Instrument:
+        """The instrument `symbol` and its trading rules."""
+        ...
+
+    def stream_quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:
+        """Quotes of `symbols` as they tick, until the caller stops iterating."""
+        ...
+
+    async def place_order(self, request: OrderRequest) -> Order:
+        """Place `request` exactly once; see the class docstring for failures."""
+        ...
+
+    async def cancel_order(self, order_id: str) -> Order:
+        """Cancel a working order; returns the order as it stands after the request."""
+        ...
+
+    async def modify_order(
+        self, order_id: str, *, quantity: Number | None = None, price: Number | None = None
+    ) -> Order:
+        """Change the quantity or limit price of a working order."""
+        ...
+
+    async def get_order(self, order_id: str) -> Order:
+        """The order `order_id`; raises `NotFoundError` if there is none."""
+        ...
+
+    async def get_orders(self, *, open_only: bool = False, symbol: str | None = None) -> Sequence[Order]:
+        """The account's orders, optionally only working ones or only for `symbol`."""
+        ...
+
+    def stream_order_updates(self) -> AsyncIterator[OrderUpdate]:
+        """Changes to the account's orders as they happen, until the caller stops iterating."""
+        ...
+
+    async def get_positions(self) -> Sequence[Position]:
+        """The account's holdings."""
+        ...
+
+    async def get_balance(self) -> Balance:
+        """The account's cash."""
+        ...
