@@ -1,0 +1,121 @@
+"""`python -m grpc_plugin.bridge`: run the reference bridge until SIGTERM or SIGINT.
+
+Prints `listening on HOST:PORT` (flushed) once calls are accepted. On SIGTERM/SIGINT health goes
+NOT_SERVING, streams end, calls in flight get a grace period, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from grpc_plugin.bridge._budget import DEFAULT_BUDGET, Window
+from grpc_plugin.bridge._gate import DEFAULT_ACCOUNT
+from grpc_plugin.bridge._server import BridgeConfig, BridgeServer, TlsConfig
+
+_log = logging.getLogger("grpc_plugin.bridge")
+
+
+def _window(text: str) -> Window:
+    calls, _, period = text.partition("/")
+    try:
+        return Window(int(calls), float(period))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected CALLS/SECONDS such as 20/1, got {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m grpc_plugin.bridge", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
+    parser.add_argument(
+        "--token", help=f"require 'authorization: Bearer TOKEN' (account {DEFAULT_ACCOUNT!r})"
+    )
+    parser.add_argument("--state", type=Path, help="SQLite file for orders and accounts (default: memory)")
+    parser.add_argument("--tls-cert", type=Path, help="server certificate chain (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")
+    parser.add_argument("--client-ca", type=Path, help="require client certificates signed by this CA (PEM)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated market (default 0)")
+    parser.add_argument("--tick-rate", type=float, default=10.0, help="quotes per second per symbol")
+    parser.add_argument(
+        "--budget",
+        type=_window,
+        action="append",
+        metavar="CALLS/SECONDS",
+        help="per-account call budget window, repeatable (default 20/1 and 1000/3600)",
+    )
+    parser.add_argument("--no-budget", action="store_true", help="do not limit calls")
+    return parser
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> BridgeConfig:
+    """The BridgeConfig the command line asks for (exits with a usage message if it is invalid)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.client_ca is not None and args.tls_cert is None:
+        parser.error("--client-ca needs --tls-cert and --tls-key")
+    if args.tick_rate <= 0:
+        parser.error("--tick-rate must be positive")
+    tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None
+    budget = () if args.no_budget else tuple(args.budget or DEFAULT_BUDGET)
+    return BridgeConfig(
+        host=args.host,
+        port=args.port,
+        tokens={args.token: DEFAULT_ACCOUNT} if args.token else {},
+        state_path=args.state,
+        tls=tls,
+        seed=args.seed,
+        tick_rate=args.tick_rate,
+        budget=budget,
+    )
+
+
+async def serve(config: BridgeConfig) -> None:
+    """Run a bridge until SIGTERM or SIGINT, then stop it gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except NotImplementedError:  # Windows' event loops have no add_signal_handler
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
+    server = BridgeServer(config)
+    await server.start()
+    _log.info(
+        "bridge ready: tls=%s, auth=%s, state=%s, seed=%d, tick rate %g/s, budget %s",
+        "mutual" if config.tls and config.tls.client_ca else bool(config.tls),
+        "token" if config.tokens else "open",
+        config.state_path or "memory",
+        config.seed,
+        config.tick_rate,
+        ", ".join(map(str, config.budget)) or "none",
+    )
+    print(f"listening on {server.address}", flush=True)
+    try:
+        await stop.wait()
+        _log.info("stopping")
+    finally:
+        await server.stop(grace=5.0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m grpc_plugin.bridge`."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = config_from_args(argv)
+    try:
+        asyncio.run(serve(config))
+    except OSError as error:
+        _log.error("%s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The simulated market: instruments, candles and quotes, all deterministic for a seed.
+
+Quotes tick at `tick_rate` ticks per second per instrument. Tick k happens at k / tick_rate
+seconds since the Unix epoch, and its quote is a pure function of (seed, symbol, k): the mid is
+the instrument's price path at that time, the spread one or two ticks, sizes hashed. So every
+client, and the paper broker, sees the same quote for the same tick.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from grpc_plugin.bridge._candles import CandleColumns, CandleSource, Interval, hash_symbol
+from grpc_plugin.bridge._errors import NotFoundError
+from grpc_plugin.bridge._instruments import INSTRUMENTS, InstrumentSpec
+from grpc_plugin.bridge._pricepath import PricePath, mix64
+
+__all__ = ["Market", "MarketQuote"]
+
+_MASK = (1 << 64) - 1
+
+
+@attrs.frozen
+class MarketQuote:
+    """The quote of one instrument at one tick; prices in price units, sizes in shares."""
+
+    symbol: str
+    tick: int
+    time_ns: int
+    bid: int
+    bid_size: int
+    ask: int
+    ask_size: int
+    last: int
+
+
+class Market:
+    """Instruments, candles and quotes of the simulated market."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        tick_rate: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        instruments: Sequence[InstrumentSpec] = INSTRUMENTS,
+    ) -> None:
+        if tick_rate <= 0:
+            raise ValueError(f"tick_rate must be positive, got {tick_rate}")
+        self.seed = seed
+        self.tick_rate = tick_rate
+        self.clock = clock
+        self._instruments = {spec.symbol: spec for spec in sorted(instruments, key=lambda s: s.symbol)}
+        self._candles = CandleSource(seed)
+        self._symbol_seeds = {symbol: mix64(seed ^ hash_symbol(symbol)) for symbol in self._instruments}
+        # Quote paths are kept apart from candle computation so that the two never thrash a cache.
+        self._paths = {
+            symbol: PricePath(self._symbol_seeds[symbol], spec.base_price)
+            for symbol, spec in self._instruments.items()
+        }
+        self._latest: dict[str, MarketQuote] = {}
+
+    @property
+    def instruments(self) -> Sequence[InstrumentSpec]:
+        """Every instrument, ordered by symbol."""
+        return tuple(self._instruments.values())
+
+    def instrument(self, symbol: str) -> InstrumentSpec:
+        """The instrument `symbol`; `NotFoundError` if the market has none."""
+        spec = self._instruments.get(symbol)
+        if spec is None:
+            raise NotFoundError(f"unknown symbol {symbol!r}")
+        return spec
+
+    def has(self, symbol: str) -> bool:
+        """True if the market trades `symbol`."""
+        return symbol in self._instruments
+
+    def now_ms(self) -> int:
+        """Wall-clock time in milliseconds since the Unix epoch."""
+        return int(self.clock() * 1000)
+
+    def current_tick(self) -> int:
+        """Index of the latest tick that has happened."""
+        return int(self.clock() * self.tick_rate)
+
+    def tick_time(self, tick: int) -> float:
+        """When tick `tick` happens, in seconds since the Unix epoch."""
+        return tick / self.tick_rate
+
+    def quote(self, symbol: str) -> MarketQuote:
+        """The quote of `symbol` at the current tick."""
+        return self.quote_at(symbol, self.current_tick())
+
+    def quote_at(self, symbol: str, tick: int) -> MarketQuote:
+        """The quote of `symbol` at tick `tick`."""
+        latest = self._latest.get(symbol)
+        if latest is not None and latest.tick == tick:
+            return latest
+        spec = self.instrument(symbol)
+        time_ns = int(tick * 1_000_000_000 // self.tick_rate)
+        mid = self._paths[symbol].at(time_ns // 1_000_000)
+        noise = mix64((self._symbol_seeds[symbol] + tick) & _MASK)
+        step = spec.tick
+        spread = step * (1 + (noise & 1))
+        bid = max(step, int((mid - spread / 2) / step) * step)
+        ask = bid + spread
+        bid_size = spec.lot * (1 + ((noise >> 8) & 0xFFFF) % (spec.max_display // spec.lot))
+        ask_size = spec.lot * (1 + ((noise >> 24) & 0xFFFF) % (spec.max_display // spec.lot))
+        last = ask if (noise >> 1) & 1 else bid
+        quote = MarketQuote(symbol, tick, time_ns, bid, bid_size, ask, ask_size, last)
+        self._latest[symbol] = quote
+        return quote
+
+    def candles(self, symbol: str, interval: Interval, first: int, stop: int) -> CandleColumns:
+        """Bars `first` to `stop` (exclusive) of `symbol`; `NotFoundError` for an unknown symbol."""
+        return self._candles.candles(self.instrument(symbol), interval, first, stop)

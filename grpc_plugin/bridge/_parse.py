@@ -1,0 +1,109 @@
+"""Protobuf requests to domain values, with the syntax checks that make a request malformed.
+
+Everything here raises `InvalidArgumentError` with a message naming the field. Business rules
+(lot sizes, ticks, cash) are the broker's and end as a REJECTED order instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from grpc_plugin.bridge._candles import Interval
+from grpc_plugin.bridge._convert import INTERVALS, ORDER_TYPES, SIDES, TIMES_IN_FORCE
+from grpc_plugin.bridge._errors import InvalidArgumentError
+from grpc_plugin.bridge._orders import NewOrder, OrderType, Side, TimeInForce
+from grpc_plugin.generated.broker.bridge.v1 import common_pb2, trading_pb2
+
+__all__ = [
+    "INTERVAL_BY_NUMBER",
+    "client_order_id",
+    "decimal",
+    "enum_value",
+    "new_order",
+    "symbol",
+    "timestamp_ns",
+]
+
+_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:^=-]{0,31}")
+_CLIENT_ORDER_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_MAX_EXPONENT = 18  # beyond this a Decimal message is a mistake (or an attack), not a price
+
+_D = TypeVar("_D")
+INTERVAL_BY_NUMBER: dict[int, Interval] = {int(number): value for value, number in INTERVALS.items()}
+_SIDE_BY_NUMBER: dict[int, Side] = {int(number): side for side, number in SIDES.items()}
+_TYPE_BY_NUMBER: dict[int, OrderType] = {int(number): kind for kind, number in ORDER_TYPES.items()}
+_TIF_BY_NUMBER: dict[int, TimeInForce] = {int(number): tif for tif, number in TIMES_IN_FORCE.items()}
+
+
+def symbol(value: str, field: str = "symbol") -> str:
+    """A well-formed instrument code (it may still be unknown to the market)."""
+    if not value:
+        raise InvalidArgumentError(f"{field} is required")
+    if _SYMBOL.fullmatch(value) is None:
+        raise InvalidArgumentError(f"{field} {value[:40]!r} is malformed")
+    return value
+
+
+def client_order_id(value: str) -> str:
+    """A well-formed client order id."""
+    if not value:
+        raise InvalidArgumentError("client_order_id is required")
+    if _CLIENT_ORDER_ID.fullmatch(value) is None:
+        raise InvalidArgumentError(
+            f"client_order_id {value[:80]!r} is malformed: use 1 to 64 of A-Z a-z 0-9 . _ : -"
+        )
+    return value
+
+
+def enum_value(number: int, table: Mapping[int, _D], field: str) -> _D:
+    """The domain member for a proto enum number; unspecified and unknown numbers are rejected."""
+    member = table.get(number)
+    if member is None:
+        problem = "is required" if number == 0 else f"has unknown value {number}"
+        raise InvalidArgumentError(f"{field} {problem}")
+    return member
+
+
+def decimal(message: common_pb2.Decimal, field: str) -> Decimal:
+    """The exact value of a Decimal message."""
+    if not -_MAX_EXPONENT <= message.exponent <= _MAX_EXPONENT:
+        raise InvalidArgumentError(
+            f"{field}.exponent must be between -{_MAX_EXPONENT} and {_MAX_EXPONENT}, got {message.exponent}"
+        )
+    return Decimal(message.mantissa).scaleb(message.exponent)
+
+
+def timestamp_ns(message: Timestamp, field: str) -> int:
+    """Nanoseconds since the Unix epoch of a Timestamp message."""
+    if not 0 <= message.nanos < 1_000_000_000:
+        raise InvalidArgumentError(f"{field}.nanos must be in [0, 1e9), got {message.nanos}")
+    return message.seconds * 1_000_000_000 + message.nanos
+
+
+def new_order(request: trading_pb2.PlaceOrderRequest) -> NewOrder:
+    """The domain order of a PlaceOrder request."""
+    order_type = enum_value(request.order_type, _TYPE_BY_NUMBER, "order_type")
+    has_price = request.HasField("limit_price")
+    if order_type is OrderType.LIMIT and not has_price:
+        raise InvalidArgumentError("limit_price is required for a limit order")
+    if order_type is OrderType.MARKET and has_price:
+        raise InvalidArgumentError("limit_price must be absent for a market order")
+    if not request.HasField("quantity"):
+        raise InvalidArgumentError("quantity is required")
+    tif_number = request.time_in_force
+    return NewOrder(
+        client_order_id=client_order_id(request.client_order_id),
+        symbol=symbol(request.symbol),
+        side=enum_value(request.side, _SIDE_BY_NUMBER, "side"),
+        order_type=order_type,
+        quantity=decimal(request.quantity, "quantity"),
+        limit_price=decimal(request.limit_price, "limit_price") if has_price else None,
+        time_in_force=TimeInForce.DAY
+        if tif_number == 0
+        else enum_value(tif_number, _TIF_BY_NUMBER, "time_in_force"),
+    )

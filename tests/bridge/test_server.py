@@ -1,0 +1,159 @@
+"""The server around the services: health, reflection, keepalive, TLS, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import grpc
+import grpc.aio
+import pytest
+from google.protobuf import descriptor_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from grpc_plugin.bridge import BridgeConfig, BridgeServer, TlsConfig
+from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2 as md
+from grpc_plugin.generated.broker.bridge.v1 import trading_pb2 as tr
+from tests.bridge.conftest import (
+    CALL_TIMEOUT,
+    LOOPBACK,
+    Client,
+    Pki,
+    StartBridge,
+    make_client,
+    rpc_error,
+    within,
+)
+
+SERVICES = ("broker.bridge.v1.MarketDataService", "broker.bridge.v1.TradingService")
+
+
+async def test_health_reports_every_service_serving(client: Client) -> None:
+    health = health_pb2_grpc.HealthStub(client.channel)
+    for service in ("", *SERVICES):
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=CALL_TIMEOUT)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
+
+
+async def test_reflection_lists_and_describes_the_services(client: Client) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(client.channel)
+    call = stub.ServerReflectionInfo()
+    try:
+        await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+        listed = await within(call.read())
+        names = {s.name for s in listed.list_services_response.service}
+        assert {*SERVICES, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= names
+        await call.write(reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICES[1]))
+        described = await within(call.read())
+        files = [
+            descriptor_pb2.FileDescriptorProto.FromString(raw)
+            for raw in described.file_descriptor_response.file_descriptor_proto
+        ]
+        trading = next(f for f in files if f.name == "broker/bridge/v1/trading.proto")
+        assert {m.name for m in trading.service[0].method} >= {"PlaceOrder", "GetOrder", "StreamOrderUpdates"}
+        await call.done_writing()
+    finally:
+        call.cancel()
+
+
+async def test_frequent_client_pings_on_an_idle_connection_do_not_get_goaway(
+    bridge: BridgeServer, connect: Callable[..., Client]
+) -> None:
+    pinging = (
+        ("grpc.keepalive_time_ms", 1_000),
+        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    )
+    client = connect(bridge.address, pinging)
+    await client.market.GetQuote(md.GetQuoteRequest(symbol="AAPL"), timeout=CALL_TIMEOUT)
+    # A server with gRPC's defaults answers the third such ping with GOAWAY too_many_pings, which
+    # sends the channel to IDLE; the bridge must keep the idle connection READY throughout.
+    states = set()
+    for _ in range(35):
+        states.add(client.channel.get_state())
+        await asyncio.sleep(0.1)
+    assert states == {grpc.ChannelConnectivity.READY}
+    await client.market.GetQuote(md.GetQuoteRequest(symbol="AAPL"), timeout=CALL_TIMEOUT)
+
+
+async def test_stop_ends_streams_with_unavailable_and_health_goes_not_serving(
+    start_bridge: StartBridge, connect: Callable[..., Client]
+) -> None:
+    server = await start_bridge(budget=())
+    client = connect(server.address)
+    watch = health_pb2_grpc.HealthStub(client.channel).Watch(
+        health_pb2.HealthCheckRequest(service=SERVICES[0])
+    )
+    assert (await within(watch.read())).status == health_pb2.HealthCheckResponse.SERVING
+    quotes = client.market.StreamQuotes(md.StreamQuotesRequest(symbols=["AAPL"]))
+    updates = client.trading.StreamOrderUpdates(tr.StreamOrderUpdatesRequest())
+    await within(quotes.read())
+    stopping = asyncio.get_running_loop().create_task(server.stop(grace=30))
+    assert (await within(watch.read())).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    watch.cancel()  # a health watcher, like any open call, would hold the stop for its grace period
+    for stream in (quotes, updates):
+        error = await rpc_error(stream.read())
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+        assert "shutting down" in (error.details() or "")
+    await within(stopping)  # the bridge ended its own streams, so the stop did not need its grace
+    assert not server.listening
+    port = server.port
+    await server.start()  # a restart listens on the same port, like a restarted process
+    assert server.port == port
+    assert (
+        await client.market.GetQuote(
+            md.GetQuoteRequest(symbol="AAPL"), wait_for_ready=True, timeout=CALL_TIMEOUT
+        )
+    ).quote
+
+
+async def test_tls_and_mutual_tls(start_bridge: StartBridge, pki: Pki) -> None:
+    ca = pki.ca.read_bytes()
+    tls = TlsConfig.from_files(pki.server_cert, pki.server_key)
+    server = await start_bridge(budget=(), tls=tls)
+    request = md.GetQuoteRequest(symbol="AAPL")
+    async with grpc.aio.secure_channel(server.address, grpc.ssl_channel_credentials(ca)) as channel:
+        assert (
+            await make_client(channel).market.GetQuote(request, timeout=CALL_TIMEOUT)
+        ).quote.symbol == "AAPL"
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        error = await rpc_error(make_client(channel).market.GetQuote(request, timeout=CALL_TIMEOUT))
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+    mutual = TlsConfig.from_files(pki.server_cert, pki.server_key, pki.ca)
+    server = await start_bridge(budget=(), tls=mutual)
+    anonymous = grpc.ssl_channel_credentials(ca)
+    async with grpc.aio.secure_channel(server.address, anonymous) as channel:
+        error = await rpc_error(make_client(channel).market.GetQuote(request, timeout=CALL_TIMEOUT))
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+    identified = grpc.ssl_channel_credentials(ca, pki.client_key.read_bytes(), pki.client_cert.read_bytes())
+    async with grpc.aio.secure_channel(server.address, identified) as channel:
+        assert (
+            await make_client(channel).market.GetQuote(request, timeout=CALL_TIMEOUT)
+        ).quote.symbol == "AAPL"
+
+
+async def test_start_fails_cleanly_when_the_port_is_taken(bridge: BridgeServer) -> None:
+    second = BridgeServer(BridgeConfig(host=LOOPBACK, port=bridge.port))
+    with pytest.raises(OSError, match="cannot listen"):
+        await second.start()
+    assert not second.listening
+    with pytest.raises(RuntimeError, match="already started"):
+        await bridge.start()
+
+
+async def test_the_context_manager_starts_and_stops(connect: Callable[..., Client]) -> None:
+    async with BridgeServer(BridgeConfig(host=LOOPBACK, budget=())) as server:
+        client = connect(server.address)
+        assert (
+            await client.market.GetQuote(md.GetQuoteRequest(symbol="AAPL"), timeout=CALL_TIMEOUT)
+        ).quote.symbol
+        assert server.requests
+    assert not server.listening
+    assert server.requests == []
+    with pytest.raises(RuntimeError):
+        _ = server.broker
+    with pytest.raises(RuntimeError):
+        _ = BridgeServer().port
