@@ -4,15 +4,19 @@ A host asks a `BrokerRegistry` for a gateway by name and programs against `IBrok
 plugins provide gateways through the `register_broker_gateways` hook.
 """
 
+from broker_plugins._backoff import Backoff
 from broker_plugins._entities import (
     Balance,
     Candle,
     Instrument,
+    Number,
     Order,
     OrderRequest,
     OrderUpdate,
     Position,
     Quote,
+    check_symbol,
+    to_decimal,
 )
 from broker_plugins._enums import (
     Capability,
@@ -39,6 +43,7 @@ from broker_plugins._errors import (
     UnknownGatewayError,
 )
 from broker_plugins._gateway import HealthStatus, IBrokerGateway, StateChange, StateListener
+from broker_plugins._manager import BrokerConnectionManager, ConnectionStatus
 from broker_plugins._ratelimit import CATEGORIES, RateLimit, RateLimiter, RateLimitsSpec
 from broker_plugins._registry import BrokerRegistry
 from broker_plugins._registry_types import GatewayFactory, GatewayInfo, RegisterGateway
@@ -48,7 +53,9 @@ from broker_plugins.hookspecs import hookimpl, hookspec
 __all__ = [
     "CATEGORIES",
     "AuthenticationError",
+    "Backoff",
     "Balance",
+    "BrokerConnectionManager",
     "BrokerError",
     "BrokerRegistry",
     "BrokerTimeoutError",
@@ -57,6 +64,7 @@ __all__ = [
     "Capability",
     "ConnectionState",
     "ConnectionStateTracker",
+    "ConnectionStatus",
     "DuplicateGatewayError",
     "GatewayFactory",
     "GatewayInfo",
@@ -66,6 +74,7 @@ __all__ = [
     "Interval",
     "InvalidRequestError",
     "NotFoundError",
+    "Number",
     "Order",
     "OrderOutcomeUnknownError",
     "OrderRejectedError",
@@ -87,6 +96,8 @@ __all__ = [
     "StateListener",
     "TimeInForce",
     "UnknownGatewayError",
+    "check_symbol",
     "hookimpl",
     "hookspec",
+    "to_decimal",
 ]

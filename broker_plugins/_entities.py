@@ -23,6 +23,7 @@ __all__ = [
     "Balance",
     "Candle",
     "Instrument",
+    "Number",
     "Order",
     "OrderRequest",
     "OrderUpdate",
@@ -36,6 +37,7 @@ _SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:^=-]{0,31}")
 _CLIENT_ORDER_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 Number = Decimal | int | str | float
+"""What callers may give for a price or quantity; stored as an exact `Decimal`."""
 _E = TypeVar("_E", Side, OrderType, TimeInForce)
 
 

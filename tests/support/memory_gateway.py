@@ -58,6 +58,10 @@ class MemoryGateway:
         self._orders: dict[str, Order] = {}
         self._ids = itertools.count(1)
         self._updates: asyncio.Queue[OrderUpdate] = asyncio.Queue()
+        #: Whether the (imaginary) backend answers; tests flip it to stage outages.
+        self.backend_up = True
+        #: Makes health_check hang, like a call to a peer that went silent.
+        self.health_hangs = False
 
     @property
     def name(self) -> str:
@@ -76,7 +80,17 @@ class MemoryGateway:
 
     async def connect(self) -> None:
         self._tracker.set(ConnectionState.CONNECTING)
+        if not self.backend_up:
+            error = BrokerUnavailableError(f"{self._name}: backend is down")
+            self._tracker.set(ConnectionState.DISCONNECTED, error)
+            raise error
         self._tracker.set(ConnectionState.CONNECTED)
+
+    def drop(self) -> None:
+        """Lose the connection without reconnecting, as a gateway without self-healing would."""
+        self._tracker.set(
+            ConnectionState.DISCONNECTED, BrokerUnavailableError(f"{self._name}: connection lost")
+        )
 
     async def disconnect(self) -> None:
         self._tracker.set(ConnectionState.CLOSED)
@@ -99,11 +113,15 @@ class MemoryGateway:
         await self._limiter.acquire(category)
 
     async def health_check(self) -> HealthStatus:
+        if self.health_hangs:
+            await asyncio.Event().wait()
+        healthy = self.backend_up and self.state is ConnectionState.CONNECTED
         return HealthStatus(
-            healthy=self.state is ConnectionState.CONNECTED,
+            healthy=healthy,
             state=self.state,
             checked_at=datetime.now(timezone.utc),
-            latency=0.0,
+            latency=0.0 if healthy else None,
+            error=None if healthy else "backend is down",
         )
 
     def _instrument(self, symbol: str) -> Instrument:
