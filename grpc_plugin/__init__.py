@@ -1,3 +1,12 @@
-"""The gRPC broker gateway, its generated stubs and the reference bridge server."""
+"""The gRPC broker gateway (plugin `grpc`), its generated stubs, and the reference bridge server.
 
-__all__: list[str] = []
+Hosts normally reach the gateway through `BrokerRegistry().create("grpc", target=...)`; the class
+is exported for type hints and for hosts that build it directly.
+"""
+
+from grpc_plugin._candle_series import CandleSeries
+from grpc_plugin._config import GatewayConfig
+from grpc_plugin._gateway import GrpcBrokerGateway
+from grpc_plugin._streams import OrderStreamGap
+
+__all__ = ["CandleSeries", "GatewayConfig", "GrpcBrokerGateway", "OrderStreamGap"]

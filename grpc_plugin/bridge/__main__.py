@@ -50,13 +50,25 @@ def _parser() -> argparse.ArgumentParser:
         help="per-account call budget window, repeatable (default 20/1 and 1000/3600)",
     )
     parser.add_argument("--no-budget", action="store_true", help="do not limit calls")
+    parser.add_argument(
+        "--reply-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="fault injection for tests: hold every unary reply this long after its work is done",
+    )
     return parser
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> BridgeConfig:
     """The BridgeConfig the command line asks for (exits with a usage message if it is invalid)."""
-    parser = _parser()
+    return _config(_parser(), argv)[0]
+
+
+def _config(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[BridgeConfig, float]:
     args = parser.parse_args(argv)
+    if args.reply_delay < 0:
+        parser.error("--reply-delay must not be negative")
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if args.client_ca is not None and args.tls_cert is None:
@@ -65,7 +77,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> BridgeConfig:
         parser.error("--tick-rate must be positive")
     tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None
     budget = () if args.no_budget else tuple(args.budget or DEFAULT_BUDGET)
-    return BridgeConfig(
+    config = BridgeConfig(
         host=args.host,
         port=args.port,
         tokens={args.token: DEFAULT_ACCOUNT} if args.token else {},
@@ -75,9 +87,10 @@ def config_from_args(argv: Sequence[str] | None = None) -> BridgeConfig:
         tick_rate=args.tick_rate,
         budget=budget,
     )
+    return config, args.reply_delay
 
 
-async def serve(config: BridgeConfig) -> None:
+async def serve(config: BridgeConfig, *, reply_delay: float = 0.0) -> None:
     """Run a bridge until SIGTERM or SIGINT, then stop it gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -87,6 +100,7 @@ async def serve(config: BridgeConfig) -> None:
         except NotImplementedError:  # Windows' event loops have no add_signal_handler
             signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
     server = BridgeServer(config)
+    server.delay(reply_delay)
     await server.start()
     _log.info(
         "bridge ready: tls=%s, auth=%s, state=%s, seed=%d, tick rate %g/s, budget %s",
@@ -108,9 +122,9 @@ async def serve(config: BridgeConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m grpc_plugin.bridge`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    config = config_from_args(argv)
+    config, reply_delay = _config(_parser(), argv)
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, reply_delay=reply_delay))
     except OSError as error:
         _log.error("%s", error)
         return 1

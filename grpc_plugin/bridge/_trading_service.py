@@ -94,19 +94,30 @@ class TradingServicer(tr_grpc.TradingServiceServicer):
     ) -> AsyncIterator[tr.StreamOrderUpdatesResponse]:
         """Retained updates after after_sequence, then live ones."""
         async with self._gate.stream("StreamOrderUpdates", request, context) as account:
-            replay, subscription = self._broker.updates.subscribe(account, request.after_sequence)
+            log = self._broker.updates
+            after = log.last_sequence(account) if request.from_latest else request.after_sequence
+            replay, subscription = log.subscribe(account, after)
+            latest = log.last_sequence(account)
             try:
+                await self._faults.wait_flowing()
+                if not replay:
+                    # Sent at once: the client learns its subscription is live, and from where.
+                    yield tr.StreamOrderUpdatesResponse(latest_sequence=latest)
                 for start in range(0, len(replay), _REPLAY_BATCH):
                     await self._faults.wait_flowing()
                     chunk = replay[start : start + _REPLAY_BATCH]
-                    yield tr.StreamOrderUpdatesResponse(updates=[update_message(u) for u in chunk])
+                    yield tr.StreamOrderUpdatesResponse(
+                        updates=[update_message(u) for u in chunk], latest_sequence=latest
+                    )
                 while True:
                     batch = await subscription.next_batch()
                     if self._faults.streams_stalled:
                         await self._faults.wait_flowing()
                         batch.extend(subscription.drain())
                     if batch:
-                        yield tr.StreamOrderUpdatesResponse(updates=[update_message(u) for u in batch])
+                        yield tr.StreamOrderUpdatesResponse(
+                            updates=[update_message(u) for u in batch], latest_sequence=batch[-1].sequence
+                        )
             finally:
                 self._broker.updates.unsubscribe(subscription)
 

@@ -223,6 +223,37 @@ async def test_order_updates_replay_after_a_sequence_then_go_live(rich: tuple[Br
     assert "ahead" in (error.details() or "")
 
 
+async def test_a_subscription_answers_at_once_and_can_start_from_the_latest(
+    rich: tuple[BridgeServer, Client],
+) -> None:
+    _, client = rich
+    ask = await current_ask(client, "AAPL")
+    for i in range(2):
+        await client.trading.PlaceOrder(
+            limit_order(f"l-{i}", "AAPL", BUY, 1, cents(ask / 2)), timeout=CALL_TIMEOUT
+        )
+    # Nothing after sequence 2 to replay: the first message still comes at once, empty.
+    caught_up = client.trading.StreamOrderUpdates(tr.StreamOrderUpdatesRequest(after_sequence=2))
+    latest = client.trading.StreamOrderUpdates(
+        tr.StreamOrderUpdatesRequest(after_sequence=0, from_latest=True)
+    )
+    try:
+        first = await within(caught_up.read())
+        assert (list(first.updates), first.latest_sequence) == ([], 2)
+        first = await within(latest.read())
+        assert (list(first.updates), first.latest_sequence) == ([], 2)  # from_latest skipped the replay
+        await client.trading.PlaceOrder(
+            limit_order("l-2", "AAPL", BUY, 1, cents(ask / 2)), timeout=CALL_TIMEOUT
+        )
+        for stream in (caught_up, latest):
+            live = await within(stream.read())
+            assert [u.sequence for u in live.updates] == [3]
+            assert live.latest_sequence == 3
+    finally:
+        caught_up.cancel()
+        latest.cancel()
+
+
 async def test_updates_older_than_the_retention_are_out_of_range(
     start_bridge: StartBridge, connect: Callable[..., Client]
 ) -> None:

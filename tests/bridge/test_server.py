@@ -90,6 +90,7 @@ async def test_stop_ends_streams_with_unavailable_and_health_goes_not_serving(
     quotes = client.market.StreamQuotes(md.StreamQuotesRequest(symbols=["AAPL"]))
     updates = client.trading.StreamOrderUpdates(tr.StreamOrderUpdatesRequest())
     await within(quotes.read())
+    assert not (await within(updates.read())).updates  # the at-once first message: nothing to replay
     stopping = asyncio.get_running_loop().create_task(server.stop(grace=30))
     assert (await within(watch.read())).status == health_pb2.HealthCheckResponse.NOT_SERVING
     watch.cancel()  # a health watcher, like any open call, would hold the stop for its grace period

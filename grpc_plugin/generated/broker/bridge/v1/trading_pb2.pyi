@@ -702,18 +702,22 @@ class StreamOrderUpdatesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    FROM_LATEST_FIELD_NUMBER: _builtins.int
     after_sequence: _builtins.int
     """Replay the retained updates whose sequence is greater than this, then go live; 0 replays
     every retained update. To resume loss-free, pass the last sequence received.
     """
+    from_latest: _builtins.bool
+    """Start after the account's latest update instead (no replay); after_sequence is ignored."""
     def __init__(
         self,
         *,
         after_sequence: _builtins.int = ...,
+        from_latest: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "from_latest", b"from_latest"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -726,6 +730,11 @@ class StreamOrderUpdatesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     UPDATES_FIELD_NUMBER: _builtins.int
+    LATEST_SEQUENCE_FIELD_NUMBER: _builtins.int
+    latest_sequence: _builtins.int
+    """The account's latest sequence when this message was sent; with from_latest, the first
+    message's value is where the subscription starts.
+    """
     @_builtins.property
     def updates(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderUpdate]:
         """Updates in ascending sequence without gaps, continuing the previous batch."""
@@ -734,10 +743,11 @@ class StreamOrderUpdatesResponse(_message.Message):
         self,
         *,
         updates: _abc.Iterable[Global___OrderUpdate] | None = ...,
+        latest_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["updates", b"updates"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["latest_sequence", b"latest_sequence", "updates", b"updates"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

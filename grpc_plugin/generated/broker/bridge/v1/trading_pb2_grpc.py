@@ -123,6 +123,8 @@ class TradingServiceServicer:
 
     def StreamOrderUpdates(self, request, context):
         """Order updates in sequence: first the retained updates after after_sequence, then live ones.
+        The first message is sent at once, holding the replay or, with nothing to replay, no updates:
+        either way it tells the client its subscription is live and the latest sequence.
         OUT_OF_RANGE when after_sequence is ahead of the latest sequence or older than the oldest
         retained update (the client must then resynchronise with ListOrders). ABORTED when the client
         falls too far behind; resume from the last sequence received.

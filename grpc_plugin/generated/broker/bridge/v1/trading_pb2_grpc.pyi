@@ -51,6 +51,8 @@ class TradingServiceStub:
     """The account's orders, oldest first, optionally filtered."""
     StreamOrderUpdates: _grpc.UnaryStreamMultiCallable[_trading_pb2.StreamOrderUpdatesRequest, _trading_pb2.StreamOrderUpdatesResponse]
     """Order updates in sequence: first the retained updates after after_sequence, then live ones.
+    The first message is sent at once, holding the replay or, with nothing to replay, no updates:
+    either way it tells the client its subscription is live and the latest sequence.
     OUT_OF_RANGE when after_sequence is ahead of the latest sequence or older than the oldest
     retained update (the client must then resynchronise with ListOrders). ABORTED when the client
     falls too far behind; resume from the last sequence received.
@@ -83,6 +85,8 @@ class TradingServiceAsyncStub(TradingServiceStub):
     """The account's orders, oldest first, optionally filtered."""
     StreamOrderUpdates: _aio.UnaryStreamMultiCallable[_trading_pb2.StreamOrderUpdatesRequest, _trading_pb2.StreamOrderUpdatesResponse]  # type: ignore[assignment]
     """Order updates in sequence: first the retained updates after after_sequence, then live ones.
+    The first message is sent at once, holding the replay or, with nothing to replay, no updates:
+    either way it tells the client its subscription is live and the latest sequence.
     OUT_OF_RANGE when after_sequence is ahead of the latest sequence or older than the oldest
     retained update (the client must then resynchronise with ListOrders). ABORTED when the client
     falls too far behind; resume from the last sequence received.
@@ -148,6 +152,8 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_trading_pb2.StreamOrderUpdatesResponse], _abc.AsyncIterator[_trading_pb2.StreamOrderUpdatesResponse]]:
         """Order updates in sequence: first the retained updates after after_sequence, then live ones.
+        The first message is sent at once, holding the replay or, with nothing to replay, no updates:
+        either way it tells the client its subscription is live and the latest sequence.
         OUT_OF_RANGE when after_sequence is ahead of the latest sequence or older than the oldest
         retained update (the client must then resynchronise with ListOrders). ABORTED when the client
         falls too far behind; resume from the last sequence received.
