@@ -48,9 +48,13 @@ class Caller:
         """False once the gateway was disconnected: nothing can be learned from the bridge then."""
         return self._connection.open
 
-    async def prepare(self, category: str, timeout: float) -> None:
-        """Wait (bounded) for a usable channel, then take a permit for one call in `category`."""
-        if self._connection.state is not ConnectionState.CONNECTED:
+    async def prepare(self, category: str, timeout: float, *, ready: bool = False) -> None:
+        """Wait (bounded) for a usable channel, then take a permit for one call in `category`.
+
+        With `ready`, the channel itself must be connected, not just the gateway believed to be:
+        a call that must not go out late (an order) is refused rather than queued on a dead link.
+        """
+        if ready or self._connection.state is not ConnectionState.CONNECTED:
             await self._connection.wait_ready(min(timeout, self._config.unavailable_timeout))
         await self.limiter.acquire(category)
 

@@ -48,11 +48,11 @@ async def place_order(caller: Caller, config: GatewayConfig, request: OrderReque
         remaining = deadline - loop.time()
         try:
             # A failure before the request leaves (no channel, no permit) is not ambiguous.
-            await caller.prepare("trading", remaining)
+            await caller.prepare("trading", remaining, ready=True)
             sent += 1
             reply = await _send(caller, message, remaining)
         except _AMBIGUOUS as error:
-            if not sent:
+            if not sent or not _may_have_left(error):
                 raise
             # The send may have used the whole deadline: resolving gets a window of its own.
             deadline = loop.time() + config.timeouts["trading"]
@@ -98,8 +98,10 @@ async def _look_up(
                 f"({cause}); look it up by client_order_id before placing it again",
                 client_order_id=client_order_id,
             ) from cause
+        # Several short attempts fit in the window: one stuck lookup must not spend all of it.
+        attempt_timeout = min(remaining, max(0.2, config.timeouts["trading"] / 4))
         try:
-            reply = await caller.once("trading", "trading", "GetOrder", request, timeout=remaining)
+            reply = await caller.once("trading", "trading", "GetOrder", request, timeout=attempt_timeout)
         except NotFoundError:
             return None
         except _AMBIGUOUS:
@@ -107,6 +109,11 @@ async def _look_up(
             attempt += 1
             continue
         return order_from(reply.order)
+
+
+def _may_have_left(error: BrokerError) -> bool:
+    # gRPC fails a call that found no connection with this message before anything is written.
+    return "failed to connect to all addresses" not in str(error)
 
 
 def _accepted(order: Order, request: OrderRequest) -> Order:
