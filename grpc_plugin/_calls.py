@@ -39,7 +39,7 @@ class Caller:
         self._secret = config.token.reveal() if config.token else None
 
     @property
-    def metadata(self) -> tuple[tuple[str, str], ...]:
+    def metadata(self) -> tuple[tuple[str, str], ...] | None:
         """Call metadata: the bearer token, when there is one."""
         return self._connection.metadata
 

@@ -64,7 +64,10 @@ class Connection:
         # grpcio-health-checking ships no type information for its stub.
         self._health: Any = None
         token = config.token.reveal() if config.token else None
-        self.metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()
+        # None rather than an empty tuple: gRPC does measurably more work per call for an empty one.
+        self.metadata: tuple[tuple[str, str], ...] | None = (
+            (("authorization", f"Bearer {token}"),) if token else None
+        )
         self.last_latency: float | None = None
         self.last_error: BrokerError | None = None
         self.last_success: float | None = None
