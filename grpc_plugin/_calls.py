@@ -75,12 +75,25 @@ class Caller:
     async def once(
         self, category: str, service: Service, rpc: str, request: object, *, timeout: float
     ) -> Any:
-        """One attempt: readiness, permit, call. Raises `BrokerError` only."""
+        """One attempt: readiness, permit, call. Raises `BrokerError` only.
+
+        While the gateway is not `CONNECTED` (a probe failed, though the channel may still claim to
+        be up, as a half-open one does) the call gets at most `unavailable_timeout`, so nothing
+        hangs on a silent peer; running out of it then means unreachable, not slow.
+        """
+        degraded = self._connection.state is not ConnectionState.CONNECTED
+        if degraded:
+            timeout = min(timeout, self._config.unavailable_timeout)
         await self.prepare(category, timeout)
         method = self.stub_method(service, rpc)
         try:
             reply = await method(request, timeout=timeout, metadata=self._connection.metadata)
         except grpc.aio.AioRpcError as exc:
+            if degraded and exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise BrokerUnavailableError(
+                    f"{rpc} on {self._config.target}: the bridge did not answer within {timeout:g} s "
+                    "while the connection is being re-established"
+                ) from None
             raise self.error(exc, rpc) from None
         except grpc.aio.UsageError:
             raise BrokerUnavailableError(

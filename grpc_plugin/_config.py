@@ -81,7 +81,9 @@ class GatewayConfig:
     server_name_override: str | None = None
     tls: bool = False
     rate_limits: RateLimitsSpec = (RateLimit(20, 1.0),)
-    rate_limit_margin: float = 0.0
+    rate_limit_margin: float = 0.01
+    """Seconds added to every rate-limit window: calls granted a permit together can reach the bridge
+    a few milliseconds apart, and the bridge counts arrivals, not permits."""
     timeouts: Mapping[str, float] = DEFAULT_TIMEOUTS
     unavailable_timeout: float = 1.0
     connect_timeout: float = 5.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timezone
 from types import TracebackType
@@ -129,8 +128,7 @@ class GrpcBrokerGateway:
         # Streams first, then the channel: closing a channel while its readers are being cancelled
         # can leak the connection (grpc issue 42125).
         self._streams.close_all()
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await self._streams.wait_closed(timeout=1.0)
         await self._connection.close()
 
     async def __aenter__(self) -> GrpcBrokerGateway:

@@ -72,15 +72,18 @@ async def _send(
     caller: Caller, message: trading_pb2.PlaceOrderRequest, timeout: float
 ) -> trading_pb2.PlaceOrderResponse:
     method = caller.stub_method("trading", "PlaceOrder")
+    failure: BrokerError
     try:
         reply: trading_pb2.PlaceOrderResponse = await method(
             message, timeout=timeout, metadata=caller.metadata
         )
     except grpc.aio.AioRpcError as exc:
-        raise caller.error(exc, "PlaceOrder") from None
+        failure = caller.error(exc, "PlaceOrder")
     except grpc.aio.UsageError:
-        raise BrokerUnavailableError("PlaceOrder: the gateway was disconnected while sending") from None
-    return reply
+        failure = BrokerUnavailableError("PlaceOrder: the gateway was disconnected while sending")
+    else:
+        return reply
+    raise failure  # outside the except clause: no context that would keep the call alive
 
 
 async def _look_up(

@@ -110,6 +110,17 @@ class StreamSet:
         for call in tuple(self._calls):
             call.cancel()
 
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait until every cancelled stream's reader has let go of its call (at most `timeout`).
+
+        A reader suspended at `yield` (its consumer is not pulling) lets go only when resumed or
+        closed, so the wait is bounded; its call is cancelled either way.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        # Polling: readers let go in their own tasks, and there is no event to wait on.
+        while self._calls and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
     @property
     def open_calls(self) -> int:
         return len(self._calls)
@@ -132,9 +143,18 @@ class StreamSet:
             self._calls.add(call)
             return call
 
-    async def _messages(self, call: Any, rpc: str) -> AsyncIterator[Any]:
-        """The messages of one call; returns when the call broke in a way worth resuming."""
+    async def _messages(
+        self, service: Service, rpc: str, request: object, category: str
+    ) -> AsyncIterator[Any]:
+        """Open one call and yield its messages; returns when it broke in a way worth resuming.
+
+        Only this frame ever holds the call, and it lets go in `finally`: a traceback kept by the
+        caller (a task's exception) keeps frames alive, and a live call object keeps its connection
+        open even after the channel is closed.
+        """
+        call: Any = await self._open(service, rpc, request, category)
         watchdog = _Watchdog(call, self._config.stream_stale_after)
+        failure: BaseException | None = None
         try:
             while True:
                 message = await call.read()
@@ -145,27 +165,32 @@ class StreamSet:
         except asyncio.CancelledError:
             if watchdog.fired:
                 _log.warning("%s on %s went silent; reopening it", rpc, self._config.target)
-                return
-            if self._closing:
-                raise BrokerUnavailableError(f"{rpc}: the gateway was disconnected") from None
-            raise
+            elif self._closing:
+                failure = BrokerUnavailableError(f"{rpc}: the gateway was disconnected")
+            else:
+                raise
         except grpc.aio.AioRpcError as exc:
             if exc.code() is grpc.StatusCode.OUT_OF_RANGE and rpc == "StreamOrderUpdates":
-                raise _CannotReplay from None
-            if exc.code() not in _RESUMABLE or self._closing:
-                raise self._caller.error(exc, rpc) from None
-            self._caller.error(exc, rpc)  # tells the connection the bridge is unreachable
+                failure = _CannotReplay()
+            elif exc.code() not in _RESUMABLE or self._closing:
+                failure = self._caller.error(exc, rpc)
+            else:
+                self._caller.error(exc, rpc)  # tells the connection the bridge is unreachable
         finally:
             watchdog.stop()
             call.cancel()
             self._calls.discard(call)
+            del call, watchdog
+        if failure is not None:
+            # Raised here, outside the except clause, so it carries no context: gRPC's exception
+            # and its traceback would keep the call, and so its connection, alive.
+            raise failure
 
     async def quotes(self, symbols: list[str]) -> AsyncIterator[Quote]:
         """Quotes of `symbols`, resumed across reconnects until the caller stops iterating."""
         request = market_data_pb2.StreamQuotesRequest(symbols=symbols)
         while True:
-            call = await self._open("market", "StreamQuotes", request, "market_data")
-            async for batch in self._messages(call, "StreamQuotes"):
+            async for batch in self._messages("market", "StreamQuotes", request, "market_data"):
                 for quote in batch.quotes:
                     yield quote_from(quote)
 
@@ -182,9 +207,8 @@ class StreamSet:
             request = trading_pb2.StreamOrderUpdatesRequest(
                 after_sequence=last_sequence or 0, from_latest=last_sequence is None
             )
-            call = await self._open("trading", "StreamOrderUpdates", request, "trading")
             try:
-                async for batch in self._messages(call, "StreamOrderUpdates"):
+                async for batch in self._messages("trading", "StreamOrderUpdates", request, "trading"):
                     if last_sequence is None:
                         last_sequence = batch.latest_sequence
                     if resync_since is not None:
