@@ -158,6 +158,12 @@ class BrokerRegistry:
         harness: object | None = self._pm.hook.provide_conformance_harness(gateway_name=gateway_name)
         return harness
 
+    def embedded_backend(self, gateway_name: str) -> object | None:
+        """The in-process backend a plugin provides for `gateway_name` (hosts' default), or None."""
+        self._load()
+        backend: object | None = self._pm.hook.provide_embedded_backend(gateway_name=gateway_name)
+        return backend
+
     def _record(self, error: PluginError) -> None:
         if self._strict:
             raise error

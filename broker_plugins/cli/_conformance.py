@@ -1,0 +1,150 @@
+"""`brokerctl conformance NAME`: run the conformance suite on a gateway and print a verdict per clause.
+
+The suite runs as `pytest --pyargs conformance_tests --broker-gateway NAME` in a child process, in
+an empty directory with an empty pytest config, so that the caller's own pytest settings do not
+change it. The verdicts are read from pytest's JUnit XML report, the one stable interface it has;
+nothing here knows how the suite is written beyond "a failure message starts with [CLAUSE-ID]".
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from xml.etree import ElementTree
+
+import attrs
+
+from broker_plugins.cli._context import Context
+from broker_plugins.cli._exit import CliError, ExitCode
+from broker_plugins.cli._output import Column, table
+
+__all__ = ["ClauseVerdict", "conformance", "parse_report", "pytest_command"]
+
+_CLAUSE_IN_MESSAGE = re.compile(r"\[([A-Z]{1,8}-\d+)\]")
+_CLAUSE_IN_NAME = re.compile(r"^test_([a-z]{1,8})(\d+)_")
+_PYTEST_USAGE = 4
+_NO_TESTS = 5
+
+
+@attrs.frozen(kw_only=True)
+class ClauseVerdict:
+    """The outcome of one clause: `passed`, `failed`, `error` or `skipped`, and why."""
+
+    clause: str
+    verdict: str
+    test: str
+    message: str = ""
+
+
+def pytest_command(gateway_name: str, report: Path, config: Path, extra: list[str]) -> list[str]:
+    """The child process that runs the suite on `gateway_name`."""
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pyargs",
+        "conformance_tests",
+        "--broker-gateway",
+        gateway_name,
+        "-c",
+        str(config),
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={report}",
+        "-q",
+        *extra,
+    ]
+
+
+def _clause_of(name: str, message: str) -> str:
+    found = _CLAUSE_IN_MESSAGE.search(message)
+    if found:
+        return found.group(1)
+    named = _CLAUSE_IN_NAME.match(name)
+    if named:
+        return f"{named.group(1).upper()}-{named.group(2)}"
+    return name
+
+
+def parse_report(xml: str) -> list[ClauseVerdict]:
+    """The verdict of every test case in a pytest JUnit XML report, in the order they ran."""
+    # The report is written by the child process started just before, not received from outside.
+    root = ElementTree.fromstring(xml)  # noqa: S314
+    verdicts: list[ClauseVerdict] = []
+    for case in root.iter("testcase"):
+        name = case.get("name", "")
+        verdict, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            outcome = case.find(tag)
+            if outcome is not None:
+                verdict = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                message = (outcome.get("message") or outcome.text or "").strip()
+                break
+        first_line = message.splitlines()[0] if message else ""
+        verdicts.append(
+            ClauseVerdict(clause=_clause_of(name, message), verdict=verdict, test=name, message=first_line)
+        )
+    return verdicts
+
+
+def _explain(stderr: str, stdout: str, gateway_name: str) -> str:
+    output = f"{stderr}\n{stdout}"
+    if "unrecognized arguments" in output and "--broker-gateway" in output:
+        return (
+            "the installed conformance_tests has no --broker-gateway option, so it cannot run a suite "
+            f"for {gateway_name!r} by name; update broker-plugins"
+        )
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("ERROR", "error", "E "))]
+    return (errors or lines or ["pytest gave no reason"])[-1]
+
+
+def conformance(ctx: Context) -> ExitCode:
+    """Run the suite on `NAME`; exit 0 when no clause failed, 1 when one did."""
+    name: str = ctx.args.name
+    ctx.note(f"running the conformance suite on gateway {name!r} (a minute or two) ...")
+    with tempfile.TemporaryDirectory(prefix="brokerctl-conformance-") as directory:
+        workdir = Path(directory)
+        report, config = workdir / "report.xml", workdir / "pytest.ini"
+        config.write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n", encoding="utf-8")
+        command = pytest_command(name, report, config, list(ctx.args.pytest_args))
+        try:
+            # The command is this interpreter running pytest; nothing in it comes from a shell.
+            finished = subprocess.run(  # noqa: S603
+                command,
+                cwd=workdir,
+                capture_output=True,
+                text=True,
+                timeout=ctx.args.suite_timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise CliError(
+                f"the conformance suite did not finish within {ctx.args.suite_timeout:g} s", ExitCode.FAILURE
+            ) from None
+        if finished.returncode in (_PYTEST_USAGE, _NO_TESTS) or not report.exists():
+            raise CliError(
+                f"conformance {name}: {_explain(finished.stderr, finished.stdout, name)}", ExitCode.PLUGIN
+            )
+        verdicts = parse_report(report.read_text(encoding="utf-8"))
+    failed = [v for v in verdicts if v.verdict in ("failed", "error")]
+    counts = {
+        kind: sum(1 for v in verdicts if v.verdict == kind)
+        for kind in ("passed", "failed", "error", "skipped")
+    }
+    summary = ", ".join(f"{count} {kind}" for kind, count in counts.items() if count)
+
+    def render() -> str:
+        columns = [
+            Column("CLAUSE", lambda v: v.clause),
+            Column("VERDICT", lambda v: v.verdict.upper()),
+            Column("DETAIL", lambda v: v.message[:100] or v.test),
+        ]
+        verdict = "FAILED" if failed else "PASSED"
+        return f"{table(columns, verdicts)}\n\n{verdict}: gateway {name!r}: {summary or 'no clauses ran'}"
+
+    ctx.emit({"gateway": name, "passed": not failed, "counts": counts, "clauses": verdicts}, render)
+    return ExitCode.FAILURE if failed else ExitCode.OK

@@ -1,0 +1,75 @@
+"""The parser and the run loop: option checks, `--`, help and version, threads, `python -m`."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+import threading
+
+import pytest
+
+from broker_plugins.cli import ExitCode, main
+from tests.cli.conftest import RunCli
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--timeout", "-1", "balance"), "expected a positive number, got '-1'"),
+        (("--timeout", "soon", "balance"), "expected a positive number, got 'soon'"),
+        (("watch", "AAPL", "--count", "0"), "expected a whole number of at least 1, got '0'"),
+        (("candles", "AAPL", "--limit", "many"), "expected a whole number of at least 1, got 'many'"),
+        (("quote", "AAPL", "--", "extra"), "arguments after -- are only for conformance: extra"),
+        (("candles", "AAPL", "--interval", "2m"), "invalid choice: '2m'"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(cli: RunCli, argv: tuple[str, ...], message: str) -> None:
+    result = cli(*argv)
+    assert result.code == ExitCode.USAGE
+    assert message in result.err
+
+
+def test_global_options_go_before_or_after_the_command(cli: RunCli) -> None:
+    before = cli("--json", "instrument", "AAPL")
+    after = cli("instrument", "AAPL", "--json")
+    assert before.code == after.code == ExitCode.OK
+    assert before.json() == after.json()
+
+
+def test_help_and_version_exit_zero(cli: RunCli) -> None:
+    helped = cli("--help")
+    assert helped.code == ExitCode.OK
+    assert "exit codes: 0 ok" in helped.out
+    assert cli("--version").out.startswith("brokerctl ")
+
+
+def test_serve_shows_the_bridge_options_and_passes_its_usage_errors_on(cli: RunCli) -> None:
+    helped = cli("serve", "--help")
+    assert helped.code == ExitCode.OK
+    assert "--tick-rate" in helped.out
+    assert cli("serve", "--port", "not-a-port").code == ExitCode.USAGE
+
+
+def test_a_command_runs_outside_the_main_thread_without_a_signal_handler(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    codes: list[int] = []
+    worker = threading.Thread(target=lambda: codes.append(main(["instrument", "AAPL"])))
+    worker.start()
+    worker.join(30)
+    assert codes == [ExitCode.OK]
+    assert "NASDAQ" in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["brokerctl", "--version"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module("broker_plugins", run_name="__main__")
+    assert done.value.code == ExitCode.OK
+    assert capsys.readouterr().out.startswith("brokerctl ")
+
+
+def test_a_suite_that_outlives_its_timeout_is_a_failure(cli: RunCli) -> None:
+    result = cli("conformance", "anything", "--suite-timeout", "0.01")
+    assert result.code == ExitCode.FAILURE
+    assert "did not finish within 0.01 s" in result.err
