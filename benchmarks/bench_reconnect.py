@@ -5,7 +5,9 @@
 Each cycle kills the bridge process with SIGKILL, waits `outage` seconds, restarts it on the same
 port, and measures from the moment the new bridge prints `listening on` (it accepts calls) to the
 first successful `get_quote` of a caller that retries every 5 ms. Also reports how long calls took
-to fail while the bridge was down (the graceful-degradation bound).
+to fail while the bridge was down (the graceful-degradation bound), and how long the gateway took
+to notice a black-holed connection (a proxy that keeps the socket open and forwards nothing) against
+its declared bound (keepalive time + keepalive timeout).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import time
 from pathlib import Path
 
 from benchmarks._bridge import bridge_process, percentile
-from broker_plugins import BrokerError
+from broker_plugins import BrokerError, ConnectionState
+from conformance_tests import FaultProxy
 from grpc_plugin import GrpcBrokerGateway
 
 
@@ -75,13 +78,50 @@ async def run(cycles: int, outage: float) -> dict[str, float]:
     }
 
 
+async def _until(condition: object, within: float) -> float:
+    started = time.perf_counter()
+    while not condition():  # type: ignore[operator]
+        if time.perf_counter() - started > within:
+            raise TimeoutError(f"not within {within} s")
+        await asyncio.sleep(0.002)
+    return time.perf_counter() - started
+
+
+async def run_blackhole(cycles: int) -> dict[str, float]:
+    detections: list[float] = []
+    with bridge_process("--no-budget") as address:
+        async with FaultProxy(int(address.rsplit(":", 1)[1])) as proxy:
+            gateway = GrpcBrokerGateway(target=proxy.address)  # default settings
+            try:
+                await gateway.connect()
+                for _ in range(cycles):
+                    await gateway.get_quote("AAPL")
+                    await proxy.blackhole()
+                    detections.append(
+                        await _until(lambda: gateway.state is not ConnectionState.CONNECTED, 30)
+                    )
+                    await proxy.restore()
+                    await _until(lambda: gateway.state is ConnectionState.CONNECTED, 30)
+                bound = gateway.half_open_bound
+            finally:
+                await gateway.disconnect()
+    return {
+        "blackhole_cycles": cycles,
+        "declared_bound_s": bound,
+        "detection_p50_s": percentile(detections, 0.5),
+        "detection_max_s": max(detections),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=10)
     parser.add_argument("--outage", type=float, default=1.0, help="seconds the bridge stays down")
+    parser.add_argument("--blackhole-cycles", type=int, default=5)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/reconnect.json"))
     args = parser.parse_args()
     figures = asyncio.run(run(args.cycles, args.outage))
+    figures.update(asyncio.run(run_blackhole(args.blackhole_cycles)))
     for name, value in figures.items():
         print(f"{name:24} {value:10.3f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)

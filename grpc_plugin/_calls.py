@@ -60,7 +60,7 @@ class Caller:
 
     def stub_method(self, service: Service, rpc: str) -> Callable[..., Any]:
         stub = self._connection.market if service == "market" else self._connection.trading
-        if stub is None:
+        if stub is None or not self._connection.open:
             raise BrokerUnavailableError(f"not connected to {self._config.target}: call connect() first")
         method: Callable[..., Any] = getattr(stub, rpc)
         return method

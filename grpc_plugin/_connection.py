@@ -58,6 +58,7 @@ class Connection:
         self._config = config
         self._tracker = tracker
         self._channel: grpc.aio.Channel | None = None
+        self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
         self.market: market_data_pb2_grpc.MarketDataServiceStub | None = None
         self.trading: trading_pb2_grpc.TradingServiceStub | None = None
@@ -78,13 +79,18 @@ class Connection:
 
     @property
     def open(self) -> bool:
-        """Whether `start` succeeded and `close` has not run."""
-        return self._channel is not None
+        """Whether `start` succeeded and neither `close` nor `begin_close` has run since."""
+        return self._channel is not None and not self._closing
+
+    def begin_close(self) -> None:
+        """From now on nothing is sent: a call that gets its permit while streams wind down fails."""
+        self._closing = True
 
     async def start(self) -> None:
         """Open the channel and wait until it is ready; raises `BrokerUnavailableError` otherwise."""
         if self._channel is not None:
             return
+        self._closing = False
         self._tracker.set(ConnectionState.CONNECTING)
         channel = self._new_channel()
         try:
@@ -131,7 +137,7 @@ class Connection:
         queued to be sent late: a call either goes now or fails within `timeout`.
         """
         channel = self._channel
-        if channel is None:
+        if channel is None or self._closing:
             raise BrokerUnavailableError(f"not connected to {self._config.target}: call connect() first")
         if channel.get_state(try_to_connect=True) is _READY:
             return

@@ -127,6 +127,7 @@ class GrpcBrokerGateway:
             return
         # Streams first, then the channel: closing a channel while its readers are being cancelled
         # can leak the connection (grpc issue 42125).
+        self._connection.begin_close()
         self._streams.close_all()
         await self._streams.wait_closed(timeout=1.0)
         await self._connection.close()

@@ -9,10 +9,12 @@ the new call asks for what came after the last one seen, so fills during the out
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import grpc
@@ -25,6 +27,8 @@ from grpc_plugin._mapping import order_from, order_update_from, quote_from, time
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2, trading_pb2
 
 __all__ = ["OrderStreamGap", "StreamSet"]
+
+_T = TypeVar("_T")
 
 _log = logging.getLogger("grpc_plugin")
 
@@ -93,6 +97,9 @@ class StreamSet:
         self._connection = connection
         self._caller = caller
         self._calls: set[Any] = set()
+        # The iterators handed out; a paused one (its consumer stopped pulling) is closed on
+        # disconnect, since it lets go of its call only when resumed or closed.
+        self._iterators: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
         self._closing = False
         self._gap_listeners: list[Callable[[OrderStreamGap], object]] = []
 
@@ -116,6 +123,11 @@ class StreamSet:
         A reader suspended at `yield` (its consumer is not pulling) lets go only when resumed or
         closed, so the wait is bounded; its call is cancelled either way.
         """
+        for iterator in list(self._iterators):
+            # One being read by its task ends through its cancelled call; only paused ones are closed.
+            if not getattr(iterator, "ag_running", False):
+                with contextlib.suppress(RuntimeError, BrokerUnavailableError):
+                    await iterator.aclose()
         deadline = asyncio.get_running_loop().time() + timeout
         # Polling: readers let go in their own tasks, and there is no event to wait on.
         while self._calls and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
@@ -145,7 +157,7 @@ class StreamSet:
 
     async def _messages(
         self, service: Service, rpc: str, request: object, category: str
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """Open one call and yield its messages; returns when it broke in a way worth resuming.
 
         Only this frame ever holds the call, and it lets go in `finally`: a traceback kept by the
@@ -186,15 +198,28 @@ class StreamSet:
             # and its traceback would keep the call, and so its connection, alive.
             raise failure
 
-    async def quotes(self, symbols: list[str]) -> AsyncIterator[Quote]:
+    def quotes(self, symbols: list[str]) -> AsyncIterator[Quote]:
         """Quotes of `symbols`, resumed across reconnects until the caller stops iterating."""
+        return self._track(self._quotes(symbols))
+
+    def order_updates(self) -> AsyncIterator[OrderUpdate]:
+        """Order updates from now on, in sequence; see `_order_updates`."""
+        return self._track(self._order_updates())
+
+    def _track(self, iterator: AsyncGenerator[_T, None]) -> AsyncGenerator[_T, None]:
+        self._iterators.add(iterator)
+        return iterator
+
+    async def _quotes(self, symbols: list[str]) -> AsyncGenerator[Quote, None]:
         request = market_data_pb2.StreamQuotesRequest(symbols=symbols)
         while True:
-            async for batch in self._messages("market", "StreamQuotes", request, "market_data"):
-                for quote in batch.quotes:
-                    yield quote_from(quote)
+            batches = self._messages("market", "StreamQuotes", request, "market_data")
+            async with contextlib.aclosing(batches):
+                async for batch in batches:
+                    for quote in batch.quotes:
+                        yield quote_from(quote)
 
-    async def order_updates(self) -> AsyncIterator[OrderUpdate]:
+    async def _order_updates(self) -> AsyncGenerator[OrderUpdate, None]:
         """Order updates from now on, in sequence; after an interruption the missed ones come first.
 
         The bridge answers a subscription at once (with its replay, or with nothing and the latest
@@ -207,8 +232,9 @@ class StreamSet:
             request = trading_pb2.StreamOrderUpdatesRequest(
                 after_sequence=last_sequence or 0, from_latest=last_sequence is None
             )
+            batches = self._messages("trading", "StreamOrderUpdates", request, "trading")
             try:
-                async for batch in self._messages("trading", "StreamOrderUpdates", request, "trading"):
+                async for batch in batches:
                     if last_sequence is None:
                         last_sequence = batch.latest_sequence
                     if resync_since is not None:
@@ -230,6 +256,8 @@ class StreamSet:
                 resync_since = gap_start or _now()
                 last_sequence = None
                 continue
+            finally:
+                await batches.aclose()  # at once, not when the loop's finalizer gets to it
             if gap_start is None:
                 gap_start = _now()
 

@@ -31,6 +31,7 @@ from grpc_plugin.bridge._orders import NewOrder, OrderType, Side, TimeInForce
 from grpc_plugin.generated.broker.bridge.v1 import trading_pb2, trading_pb2_grpc
 from tests.bridge.conftest import RICH, BridgeProcess, StartBridge
 from tests.gateway.conftest import MakeGateway
+from tests.support.waiting import until
 
 
 @pytest.fixture
@@ -40,13 +41,6 @@ async def bridge(start_bridge: StartBridge) -> BridgeServer:
 
 def orders_of(bridge: BridgeServer, client_order_id: str) -> int:
     return sum(1 for key in bridge.orders_by_client_order_id() if key == client_order_id)
-
-
-async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 # -- orders across failures -------------------------------------------------------------------------
@@ -73,7 +67,7 @@ async def test_an_order_lost_in_a_cut_reports_an_unknown_outcome_with_its_id(
         request = OrderRequest.market("AAPL", "buy", 1)
         bridge.delay(5.0)
         placing = asyncio.ensure_future(gateway.place_order(request))
-        await eventually(lambda: "PlaceOrder" in [r.method for r in bridge.requests])
+        await until(lambda: "PlaceOrder" in [r.method for r in bridge.requests])
         await bridge.cut()
         with pytest.raises(OrderOutcomeUnknownError) as caught:
             await asyncio.wait_for(placing, 5)
@@ -92,7 +86,7 @@ async def test_an_order_refused_while_the_bridge_is_down_is_not_sent_later(
         with pytest.raises(BrokerUnavailableError):
             await gateway.place_order(OrderRequest.market("AAPL", "buy", 1))
         await bridge.restore()
-        await eventually(lambda: gateway.state is ConnectionState.CONNECTED)
+        await until(lambda: gateway.state is ConnectionState.CONNECTED)
         await asyncio.sleep(0.3)
     assert bridge.orders_by_client_order_id() == {}  # a stale order is worse than a failed one
 
@@ -135,7 +129,7 @@ async def test_a_cut_is_seen_calls_fail_fast_and_the_gateway_comes_back_by_itsel
     async with gateways(bridge.address) as gateway:
         gateway.add_state_listener(changes.append)
         await bridge.cut()
-        await eventually(lambda: gateway.state is ConnectionState.RECONNECTING)
+        await until(lambda: gateway.state is ConnectionState.RECONNECTING)
         for _ in range(3):
             started = time.monotonic()
             with pytest.raises(BrokerUnavailableError):
@@ -143,7 +137,7 @@ async def test_a_cut_is_seen_calls_fail_fast_and_the_gateway_comes_back_by_itsel
             assert time.monotonic() - started < 1.0 + 0.5  # the bound, plus room for a busy machine
         await bridge.restore()
         restored = time.monotonic()
-        await eventually(lambda: gateway.state is ConnectionState.CONNECTED, within=5)
+        await until(lambda: gateway.state is ConnectionState.CONNECTED, within=5)
         assert (await gateway.get_quote("AAPL")).symbol == "AAPL"
         assert time.monotonic() - restored < 5
     states = [c.current for c in changes]
@@ -172,7 +166,7 @@ async def test_an_open_quote_stream_resumes_after_a_cut(bridge: BridgeServer, ga
                     resumed.set()
 
         consumer = asyncio.ensure_future(consume())
-        await eventually(lambda: len(received) > 2)
+        await until(lambda: len(received) > 2)
         await bridge.cut()
         await asyncio.sleep(0.5)
         cut_at = time.time()
@@ -198,7 +192,7 @@ async def test_order_updates_missed_during_a_cut_are_replayed_and_the_gap_report
         consumer = asyncio.ensure_future(consume())
         await asyncio.sleep(0.2)
         await gateway.place_order(OrderRequest.limit("AAPL", "buy", 1, "1.00", client_order_id="before"))
-        await eventually(lambda: len(updates) >= 1)
+        await until(lambda: len(updates) >= 1)
         await bridge.cut()
         # While the gateway cannot see it, the bridge takes an order from elsewhere.
         new = NewOrder(
@@ -206,7 +200,7 @@ async def test_order_updates_missed_during_a_cut_are_replayed_and_the_gap_report
         )
         bridge.broker.place("paper", new)
         await bridge.restore()
-        await eventually(lambda: any(u.order.client_order_id == "during" for u in updates))
+        await until(lambda: any(u.order.client_order_id == "during" for u in updates))
         consumer.cancel()
         await asyncio.gather(consumer, return_exceptions=True)
     sequences = [u.sequence for u in updates]
@@ -220,7 +214,7 @@ async def test_breaking_out_of_a_stream_ends_its_call(bridge: BridgeServer, gate
     async with gateways(bridge.address) as gateway:
         async for _ in gateway.stream_quotes(["AAPL"]):
             break
-        await eventually(lambda: gateway._streams.open_calls == 0, within=2)
+        await until(lambda: gateway._streams.open_calls == 0, within=2)
 
 
 async def test_disconnect_ends_a_stream_that_another_task_reads(

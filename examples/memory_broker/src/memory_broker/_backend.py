@@ -1,0 +1,226 @@
+"""`MemoryBackend`: a paper broker in memory, which remembers every request it was sent."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import attrs
+
+from broker_plugins import (
+    Balance,
+    Candle,
+    Instrument,
+    Interval,
+    InvalidRequestError,
+    NotFoundError,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    Quote,
+    Side,
+)
+
+__all__ = ["MemoryBackend", "Received"]
+
+_CENT = Decimal("0.01")
+
+
+class Received(NamedTuple):
+    """One request as the backend received it: the gateway method, its rate-limit category, and
+    `time.monotonic()` at arrival."""
+
+    method: str
+    category: str
+    time: float
+
+
+class MemoryBackend:
+    """One account at a paper broker.
+
+    It quotes a single instrument, `ACME`, whose price walks with the clock; rests limit orders
+    away from the market and fills the others at once; and de-duplicates orders on their
+    `client_order_id`, as a broker that offers idempotent order entry does.
+    """
+
+    def __init__(self) -> None:
+        self._instruments = {
+            "ACME": Instrument(
+                symbol="ACME",
+                name="Acme Corporation",
+                exchange="MEM",
+                currency="USD",
+                tick_size=_CENT,
+                lot_size=Decimal(1),
+            )
+        }
+        self._orders: dict[str, Order] = {}
+        self._by_client_id: dict[str, str] = {}
+        self._ids = itertools.count(1)
+        self._cash = Decimal(1_000_000)
+        self.received: list[Received] = []
+        self.orders_created: Counter[str] = Counter()
+        self._handlers: dict[str, Callable[..., object]] = {
+            "get_quote": self.quote,
+            "get_candles": self._candles,
+            "get_instrument": self._instrument,
+            "stream_quotes": self._subscribe,
+            "place_order": self._place,
+            "cancel_order": self._cancel,
+            "modify_order": self._modify,
+            "get_order": self._order,
+            "get_orders": self._list_orders,
+            "get_positions": self._positions,
+            "get_balance": self._balance,
+        }
+
+    def handle(self, method: str, category: str, arguments: Mapping[str, Any]) -> object:
+        """Serve one request of the broker API, recording its arrival first."""
+        self.received.append(Received(method, category, time.monotonic()))
+        return self._handlers[method](**arguments)
+
+    def reset_records(self) -> None:
+        """Forget what was received and created; the book stays as it is."""
+        self.received.clear()
+        self.orders_created.clear()
+
+    def quote(self, symbol: str) -> Quote:
+        """The quote of `symbol` now (no request is recorded: streams tick with it)."""
+        self._instrument(symbol)
+        # A fresh price every 50 ms, so that consecutive ticks differ.
+        mid = Decimal(100) + Decimal(int(time.monotonic() * 20) % 200) * _CENT
+        return Quote(
+            symbol=symbol,
+            bid=mid - 5 * _CENT,
+            bid_size=Decimal(500),
+            ask=mid + 5 * _CENT,
+            ask_size=Decimal(500),
+            last=mid,
+            time=datetime.now(timezone.utc),
+        )
+
+    def _instrument(self, symbol: str) -> Instrument:
+        try:
+            return self._instruments[symbol]
+        except KeyError:
+            raise NotFoundError(f"no instrument {symbol!r}") from None
+
+    def _subscribe(self, symbols: Sequence[str]) -> None:
+        for symbol in symbols:
+            self._instrument(symbol)
+
+    def _candles(
+        self,
+        symbol: str,
+        interval: Interval,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int | None,
+    ) -> list[Candle]:
+        price = self.quote(symbol).last or Decimal(100)
+        step = interval.duration
+        last_start = (end or datetime.now(timezone.utc)) - step
+        count = 20 if limit is None else limit
+        first = start or last_start - (count - 1) * step
+        starts = itertools.takewhile(
+            lambda moment: moment <= last_start, (first + i * step for i in range(count))
+        )
+        return [
+            Candle(symbol, interval, moment, price, price, price, price, Decimal(10)) for moment in starts
+        ]
+
+    def _place(self, request: OrderRequest) -> Order:
+        existing = self._by_client_id.get(request.client_order_id)
+        if existing is not None:
+            return self._orders[existing]
+        quote = self.quote(request.symbol)
+        touch = quote.ask if request.side is Side.BUY else quote.bid
+        marketable = request.order_type is OrderType.MARKET or (
+            request.price is not None
+            and (request.price >= touch if request.side is Side.BUY else request.price <= touch)
+        )
+        now = datetime.now(timezone.utc)
+        order = Order(
+            order_id=f"M{next(self._ids)}",
+            client_order_id=request.client_order_id,
+            symbol=request.symbol,
+            side=request.side,
+            order_type=request.order_type,
+            quantity=request.quantity,
+            price=request.price,
+            time_in_force=request.time_in_force,
+            status=OrderStatus.FILLED if marketable else OrderStatus.NEW,
+            filled_quantity=request.quantity if marketable else Decimal(0),
+            average_fill_price=touch if marketable else None,
+            created_at=now,
+            updated_at=now,
+        )
+        if marketable:
+            sign = 1 if request.side is Side.BUY else -1
+            self._cash -= sign * touch * request.quantity
+        self._orders[order.order_id] = order
+        self._by_client_id[order.client_order_id] = order.order_id
+        self.orders_created[order.client_order_id] += 1
+        return order
+
+    def _order(self, order_id: str) -> Order:
+        try:
+            return self._orders[order_id]
+        except KeyError:
+            raise NotFoundError(f"no order {order_id!r}") from None
+
+    def _working(self, order_id: str) -> Order:
+        order = self._order(order_id)
+        if not order.status.is_open:
+            raise InvalidRequestError(f"order {order_id} is {order.status}, no longer working")
+        return order
+
+    def _cancel(self, order_id: str) -> Order:
+        order = self._working(order_id)
+        cancelled = attrs.evolve(order, status=OrderStatus.CANCELLED, updated_at=datetime.now(timezone.utc))
+        self._orders[order_id] = cancelled
+        return cancelled
+
+    def _modify(self, order_id: str, quantity: Decimal | None, price: Decimal | None) -> Order:
+        order = self._working(order_id)
+        modified = attrs.evolve(
+            order,
+            quantity=order.quantity if quantity is None else quantity,
+            price=order.price if price is None else price,
+            updated_at=datetime.now(timezone.utc) + timedelta(microseconds=1),
+        )
+        self._orders[order_id] = modified
+        return modified
+
+    def _list_orders(self, open_only: bool, symbol: str | None) -> list[Order]:
+        return [
+            order
+            for order in self._orders.values()
+            if (not open_only or order.status.is_open) and (symbol is None or order.symbol == symbol)
+        ]
+
+    def _positions(self) -> list[Position]:
+        held: dict[str, tuple[Decimal, Decimal]] = {}
+        for order in self._orders.values():
+            if order.filled_quantity and order.average_fill_price is not None:
+                sign = 1 if order.side is Side.BUY else -1
+                quantity, cost = held.get(order.symbol, (Decimal(0), Decimal(0)))
+                held[order.symbol] = (
+                    quantity + sign * order.filled_quantity,
+                    cost + sign * order.filled_quantity * order.average_fill_price,
+                )
+        return [
+            Position(symbol=symbol, quantity=quantity, average_price=(cost / quantity).quantize(_CENT))
+            for symbol, (quantity, cost) in sorted(held.items())
+            if quantity
+        ]
+
+    def _balance(self) -> Balance:
+        return Balance(currency="USD", cash=self._cash, buying_power=self._cash, equity=self._cash)

@@ -1,0 +1,121 @@
+"""The grpc plugin's conformance harness: the reference bridge, in-process, behind a fault proxy.
+
+Offered through the `provide_conformance_harness` hook, so that
+`pytest --pyargs conformance_tests --broker-gateway grpc` needs no test code. This is the one module
+of the plugin that uses `conformance_tests`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+from broker_plugins import Backoff, RateLimitsSpec
+from conformance_tests import HARNESS_VERSION, BackendRequest, BreakMode, FaultProxy
+from grpc_plugin._gateway import GrpcBrokerGateway
+from grpc_plugin.bridge import BridgeConfig, BridgeServer
+
+__all__ = ["GrpcHarness"]
+
+# Bridge RPC -> (IBrokerGateway method it serves, rate-limit category)
+_METHODS = {
+    "GetQuote": ("get_quote", "market_data"),
+    "GetCandles": ("get_candles", "market_data"),
+    "GetInstrument": ("get_instrument", "market_data"),
+    "ListInstruments": ("get_instrument", "market_data"),
+    "StreamQuotes": ("stream_quotes", "market_data"),
+    "PlaceOrder": ("place_order", "trading"),
+    "CancelOrder": ("cancel_order", "trading"),
+    "ModifyOrder": ("modify_order", "trading"),
+    "GetOrder": ("get_order", "trading"),
+    "ListOrders": ("get_orders", "trading"),
+    "StreamOrderUpdates": ("stream_order_updates", "trading"),
+    "GetPositions": ("get_positions", "account"),
+    "GetBalance": ("get_balance", "account"),
+}
+
+_KEEPALIVE_TIME = 1.0
+_KEEPALIVE_TIMEOUT = 1.0
+
+# Short bounds, so the suite's outages take seconds: detection within 2 s, retries every <= 0.3 s.
+_GATEWAY_SETTINGS = {
+    "health_check_interval": 0.2,
+    "keepalive_time": _KEEPALIVE_TIME,
+    "keepalive_timeout": _KEEPALIVE_TIMEOUT,
+    "unavailable_timeout": 1.0,
+    "connect_timeout": 5.0,
+    "reconnect_backoff": Backoff(initial=0.05, maximum=0.3),
+    "timeouts": 5.0,
+    # The in-process bridge shares the event loop with the gateway, so a request is observed
+    # arriving only when the loop gets to it: tens of milliseconds late when 50 tasks are busy.
+    "rate_limit_margin": 0.03,
+}
+
+
+class GrpcHarness:
+    """A reference bridge with rich paper accounts and no budget of its own, reached through a proxy."""
+
+    version = HARNESS_VERSION
+    gateway_name = "grpc"
+    symbol = "AAPL"
+    break_modes = frozenset({BreakMode.CUT, BreakMode.BLACKHOLE})
+    half_open_bound: float | None = _KEEPALIVE_TIME + _KEEPALIVE_TIMEOUT
+
+    def __init__(self) -> None:
+        self._bridge = BridgeServer(
+            BridgeConfig(
+                host="127.0.0.1",
+                port=0,
+                budget=(),
+                tick_rate=50.0,
+                initial_cash={"USD": Decimal(10**9), "KRW": Decimal(10**12)},
+            )
+        )
+        self._proxy: FaultProxy | None = None
+        self._orders_before: frozenset[str] = frozenset()
+
+    async def start(self) -> None:
+        await self._bridge.start()
+        self._proxy = FaultProxy(self._bridge.port)
+        await self._proxy.start()
+
+    async def stop(self) -> None:
+        if self._proxy is not None:
+            await self._proxy.close()
+            self._proxy = None
+        await self._bridge.stop(grace=0)
+
+    def create_gateway(self, rate_limits: RateLimitsSpec) -> GrpcBrokerGateway:
+        return GrpcBrokerGateway(
+            target=self._live_proxy().address, rate_limits=rate_limits, **_GATEWAY_SETTINGS
+        )
+
+    async def break_connection(self, mode: BreakMode) -> None:
+        await self._live_proxy().break_connection(mode)
+
+    async def restore_connection(self) -> None:
+        await self._live_proxy().restore()
+
+    async def set_latency(self, seconds: float) -> None:
+        self._live_proxy().set_latency(seconds)
+
+    def backend_requests(self) -> Sequence[BackendRequest]:
+        return [
+            BackendRequest(*_METHODS[record.method], record.arrived)
+            for record in self._bridge.requests
+            if record.method in _METHODS
+        ]
+
+    def backend_orders(self) -> Mapping[str, int]:
+        # The bridge keeps one order per client_order_id (that is its de-duplication), so a count
+        # above one cannot happen here; an order under a new id shows up as a second key.
+        return {key: 1 for key in self._bridge.orders_by_client_order_id() if key not in self._orders_before}
+
+    def reset_backend_records(self) -> None:
+        self._bridge.clear_requests()
+        self._orders_before = frozenset(self._bridge.orders_by_client_order_id())
+
+    def _live_proxy(self) -> FaultProxy:
+        if self._proxy is None:
+            raise RuntimeError("the harness is not started")
+        return self._proxy

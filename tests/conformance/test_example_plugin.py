@@ -1,0 +1,131 @@
+"""The example plugin passes every clause, both as its author runs the suite and by gateway name;
+and the pytest plugin stays out of the way of runs that do not use it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.suite_runs import EXAMPLE, prepare, run_suite
+
+ALL_CLAUSES = [
+    *(f"IF-{n}" for n in range(1, 4)),
+    *(f"LC-{n}" for n in range(1, 6)),
+    *(f"RL-{n}" for n in range(1, 9)),
+    *(f"RC-{n}" for n in range(1, 7)),
+    "BH-1",
+]
+
+
+def _install_entry_point(pytester: pytest.Pytester) -> None:
+    """What `pip install` of the example leaves for the registry to find: its dist-info."""
+    site = Path(pytester.mkdir("site"))
+    info = site / "memory_broker_example-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: memory-broker-example\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[broker_plugins]\nmemory = memory_broker.plugin\n")
+    pytester.syspathinsert(site)
+
+
+@pytest.mark.slow
+def test_the_example_plugin_passes_every_clause(pytester: pytest.Pytester) -> None:
+    results = run_suite(pytester, (EXAMPLE / "tests" / "test_conformance.py").read_text())
+
+    outcomes = {clause: result.outcome for clause, result in results.items()}
+    failures = "\n".join(f"{clause}: {result.text}" for clause, result in results.items() if result.text)
+    assert outcomes == dict.fromkeys(ALL_CLAUSES, "passed"), failures
+
+
+def test_the_suite_runs_by_gateway_name_with_no_test_code(pytester: pytest.Pytester) -> None:
+    prepare(pytester)
+    _install_entry_point(pytester)
+
+    result = pytester.runpytest(
+        "--pyargs", "conformance_tests", "--broker-gateway", "memory", "-k", "if1 or lc2 or rc2"
+    )
+
+    result.assert_outcomes(passed=3)
+
+
+def test_collected_without_the_option_the_suite_skips_saying_how_to_run_it(pytester: pytest.Pytester) -> None:
+    prepare(pytester)
+
+    result = pytester.runpytest("--pyargs", "conformance_tests", "-rs")
+
+    result.assert_outcomes(skipped=len(ALL_CLAUSES))
+    result.stdout.fnmatch_lines(["*run with --broker-gateway NAME*"])
+
+
+def test_a_gateway_without_a_harness_is_a_usage_error_naming_it(pytester: pytest.Pytester) -> None:
+    prepare(pytester)
+
+    result = pytester.runpytest("--pyargs", "conformance_tests", "--broker-gateway", "nonesuch")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*no installed plugin provides a conformance harness for gateway 'nonesuch'*"]
+    )
+
+
+def test_the_option_is_offered(pytester: pytest.Pytester) -> None:
+    prepare(pytester)
+
+    result = pytester.runpytest("--help")
+
+    result.stdout.fnmatch_lines(["*--broker-gateway=NAME*"])
+
+
+def test_the_plugin_adds_nothing_to_a_run_that_does_not_use_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_plain="""
+        import sys
+
+        def test_plain(request):
+            assert "conformance_tests._suite" not in sys.modules
+            assert "broker_harness" not in request.fixturenames
+        """
+    )
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1)
+
+
+def test_the_base_class_alone_is_not_collected(pytester: pytest.Pytester) -> None:
+    prepare(pytester)
+    pytester.makepyfile(test_base="from conformance_tests import BrokerConformanceSuite\n")
+
+    result = pytester.runpytest()
+
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_a_harness_that_is_not_one_errors_saying_what_it_lacks(pytester: pytest.Pytester) -> None:
+    prepare(pytester)
+    pytester.makepyfile(
+        test_bad="""
+        import pytest
+        from conformance_tests import BrokerConformanceSuite
+
+        class HalfAHarness:
+            version = 1
+
+            async def start(self):
+                pass
+
+        @pytest.fixture
+        def broker_harness():
+            return HalfAHarness()
+
+        class TestHalf(BrokerConformanceSuite):
+            pass
+        """
+    )
+
+    result = pytester.runpytest("-k", "if1")
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*HalfAHarness, which is not a ConformanceHarness (missing: *backend_orders*"]
+    )
