@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from broker_plugins import (
@@ -133,8 +134,8 @@ def interval_to(interval: Interval) -> market_data_pb2.Interval.ValueType:
     return _INTERVALS[interval]
 
 
-def _optional_decimal(message: object, field: str) -> Decimal | None:
-    if message.HasField(field):  # type: ignore[attr-defined]
+def _optional_decimal(message: Message, field: str) -> Decimal | None:
+    if message.HasField(field):
         return decimal_from(getattr(message, field))
     return None
 
