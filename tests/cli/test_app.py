@@ -5,9 +5,11 @@ from __future__ import annotations
 import runpy
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
+import broker_plugins
 from broker_plugins.cli import ExitCode, main
 from tests.cli.conftest import RunCli
 
@@ -64,7 +66,8 @@ def test_a_command_runs_outside_the_main_thread_without_a_signal_handler(
 def test_python_dash_m_runs_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(sys, "argv", ["brokerctl", "--version"])
     with pytest.raises(SystemExit) as done:
-        runpy.run_module("broker_plugins", run_name="__main__")
+        # run_path, not run_module: under coverage, pytest's import hook cannot hand runpy the code.
+        runpy.run_path(str(Path(broker_plugins.__file__).parent / "__main__.py"), run_name="__main__")
     assert done.value.code == ExitCode.OK
     assert capsys.readouterr().out.startswith("brokerctl ")
 
