@@ -101,6 +101,7 @@ class StreamSet:
         # disconnect, since it lets go of its call only when resumed or closed.
         self._iterators: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
         self._closing = False
+        self._used = False
         self._gap_listeners: list[Callable[[OrderStreamGap], object]] = []
 
     def add_gap_listener(self, listener: Callable[[OrderStreamGap], object]) -> Callable[[], None]:
@@ -110,12 +111,16 @@ class StreamSet:
     def reopen(self) -> None:
         """Allow streams again after a disconnect."""
         self._closing = False
+        self._used = False
 
-    def close_all(self) -> None:
-        """End every open stream; their iterators raise `BrokerUnavailableError`."""
+    def close_all(self) -> bool:
+        """End every open stream (their iterators raise `BrokerUnavailableError`); True if any
+        stream was opened since `reopen`."""
         self._closing = True
         for call in tuple(self._calls):
             call.cancel()
+        used, self._used = self._used, False
+        return used
 
     async def wait_closed(self, timeout: float) -> None:
         """Wait until every cancelled stream's reader has let go of its call (at most `timeout`).
@@ -153,6 +158,7 @@ class StreamSet:
                 continue
             call = self._caller.stub_method(service, rpc)(request, metadata=self._connection.metadata)
             self._calls.add(call)
+            self._used = True
             return call
 
     async def _messages(
