@@ -86,21 +86,24 @@ class Caller:
             timeout = min(timeout, self._config.unavailable_timeout)
         await self.prepare(category, timeout)
         method = self.stub_method(service, rpc)
+        failure: BrokerError
         try:
             reply = await method(request, timeout=timeout, metadata=self._connection.metadata)
         except grpc.aio.AioRpcError as exc:
             if degraded and exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise BrokerUnavailableError(
+                failure = BrokerUnavailableError(
                     f"{rpc} on {self._config.target}: the bridge did not answer within {timeout:g} s "
                     "while the connection is being re-established"
-                ) from None
-            raise self.error(exc, rpc) from None
+                )
+            else:
+                failure = self.error(exc, rpc)
         except grpc.aio.UsageError:
-            raise BrokerUnavailableError(
-                f"{rpc} on {self._config.target}: the gateway was disconnected"
-            ) from None
-        self._connection.note_success()
-        return reply
+            failure = BrokerUnavailableError(f"{rpc} on {self._config.target}: the gateway was disconnected")
+        else:
+            return reply
+        # Raised outside the except clause, so that it carries no context: gRPC's exception and its
+        # traceback hold the call, and a live call keeps its connection open after the channel closes.
+        raise failure
 
     async def read(self, category: str, service: Service, rpc: str, request: object) -> Any:
         """A call that is safe to repeat: retried while the bridge is briefly unavailable or busy.

@@ -162,3 +162,20 @@ async def test_disconnect_closes_a_paused_stream_and_refuses_a_call_waiting_for_
     await until(lambda: proxy.connections == 0, 3)
     with pytest.raises(StopAsyncIteration):
         await stream.__anext__()
+
+
+async def test_a_kept_call_error_does_not_hold_the_connection_after_disconnect(
+    proxied: tuple[BridgeServer, FaultProxy], gateways: MakeGateway
+) -> None:
+    _, proxy = proxied
+    gateway = gateways(proxy.address)
+    await gateway.connect()
+    kept: list[BrokerError] = []
+    try:
+        await gateway.get_quote("NOPE")
+    except BrokerError as error:  # a host that logs its errors later keeps them around
+        kept.append(error)
+    assert kept
+    assert kept[0].__context__ is None  # nothing of gRPC's rides along, its call included
+    await gateway.disconnect()
+    await until(lambda: proxy.connections == 0, 3)
