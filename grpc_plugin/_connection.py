@@ -71,7 +71,6 @@ class Connection:
         )
         self.last_latency: float | None = None
         self.last_error: BrokerError | None = None
-        self.last_success: float | None = None
 
     @property
     def state(self) -> ConnectionState:
@@ -111,7 +110,6 @@ class Connection:
         self.market = market_data_pb2_grpc.MarketDataServiceStub(channel)
         self.trading = trading_pb2_grpc.TradingServiceStub(channel)
         self._health = health_pb2_grpc.HealthStub(channel)
-        self.last_success = time.monotonic()
         self._tracker.set(ConnectionState.CONNECTED)
         self._tasks = [
             asyncio.create_task(self._watch(channel), name=f"grpc-watch {self._config.target}"),
@@ -156,9 +154,6 @@ class Connection:
             self._tracker.set(ConnectionState.RECONNECTING, error)
             self._channel.get_state(try_to_connect=True)
 
-    def note_success(self) -> None:
-        self.last_success = time.monotonic()
-
     async def check_health(self, timeout: float) -> bool:
         """One Health.Check round trip; records its latency. False when the bridge is not serving."""
         health = self._health
@@ -176,7 +171,6 @@ class Connection:
         if reply.status != health_pb2.HealthCheckResponse.SERVING:
             self.last_error = BrokerUnavailableError(f"bridge {self._config.target} is not serving")
             return False
-        self.note_success()
         return True
 
     def _new_channel(self) -> grpc.aio.Channel:

@@ -111,11 +111,10 @@ class StreamSet:
     def reopen(self) -> None:
         """Allow streams again after a disconnect."""
         self._closing = False
-        self._used = False
 
     def close_all(self) -> bool:
         """End every open stream (their iterators raise `BrokerUnavailableError`); True if any
-        stream was opened since `reopen`."""
+        stream was opened since the last call."""
         self._closing = True
         for call in tuple(self._calls):
             call.cancel()
