@@ -43,6 +43,7 @@ from broker_plugins._errors import (
     UnknownGatewayError,
 )
 from broker_plugins._gateway import HealthStatus, IBrokerGateway, StateChange, StateListener
+from broker_plugins._limiter import Limiter
 from broker_plugins._manager import BrokerConnectionManager, ConnectionStatus
 from broker_plugins._ratelimit import CATEGORIES, RateLimit, RateLimiter, RateLimitsSpec
 from broker_plugins._registry import BrokerRegistry
@@ -73,6 +74,7 @@ __all__ = [
     "Instrument",
     "Interval",
     "InvalidRequestError",
+    "Limiter",
     "NotFoundError",
     "Number",
     "Order",

@@ -144,6 +144,7 @@ class RateLimiter:
             for category in CATEGORIES
         }
         self._queues: dict[str, deque[asyncio.Future[None]]] = {category: deque() for category in CATEGORIES}
+        self._held_until = dict.fromkeys(CATEGORIES, 0.0)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def limits_for(self, category: str) -> tuple[RateLimit, ...]:
@@ -159,15 +160,25 @@ class RateLimiter:
         if self._loop is not loop:
             self._bind(loop)
         queue = self._queues[category]
-        if not queue and _grant(windows):
+        held_until = self._held_until[category]
+        if not queue and (not held_until or held_until <= time.monotonic()) and _grant(windows):
             return
-        await self._wait_in_line(loop, queue, windows)
+        await self._wait_in_line(loop, queue, windows, category)
+
+    def note_refusal(self, category: str, retry_after: float | None) -> None:
+        """The broker refused a call in `category` as over budget: grant none there for `retry_after` s."""
+        self._category_windows(category)
+        if retry_after is None or not math.isfinite(retry_after) or retry_after <= 0:
+            return
+        until = time.monotonic() + retry_after
+        self._held_until[category] = max(self._held_until[category], until)
 
     async def _wait_in_line(
         self,
         loop: asyncio.AbstractEventLoop,
         queue: deque[asyncio.Future[None]],
         windows: tuple[_Window, ...],
+        category: str,
     ) -> None:
         # Only the head of the queue looks at the windows; the others wait for their turn.
         turn: asyncio.Future[None] = loop.create_future()
@@ -176,8 +187,11 @@ class RateLimiter:
             if queue[0] is not turn:
                 await turn
             # Waiting on time, not on an event: a window frees up by the clock alone.
-            while not _grant(windows):  # noqa: ASYNC110
-                await asyncio.sleep(_delay(windows))
+            while True:
+                held = self._held_until[category] - time.monotonic()
+                if held <= 0 and _grant(windows):
+                    break
+                await asyncio.sleep(max(held, _delay(windows)))
         finally:
             if queue[0] is turn:
                 queue.popleft()

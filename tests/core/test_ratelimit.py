@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from broker_plugins import CATEGORIES, InvalidRequestError, RateLimit, RateLimiter
+from broker_plugins import CATEGORIES, InvalidRequestError, Limiter, RateLimit, RateLimiter
 
 TOLERANCE = 0.001
 
@@ -210,3 +210,17 @@ def test_a_limiter_follows_its_host_to_a_new_loop_but_not_into_two_at_once() -> 
     finally:
         release.set()
         thread.join(5)
+
+
+async def test_a_refusal_from_the_broker_holds_back_only_its_category() -> None:
+    limiter = RateLimiter(RateLimit(100, 1))
+    assert isinstance(limiter, Limiter)
+    limiter.note_refusal("trading", 0.2)
+    limiter.note_refusal("trading", None)  # no hint: nothing more to hold
+    started = time.monotonic()
+    await limiter.acquire("market_data")
+    assert time.monotonic() - started < 0.1
+    await limiter.acquire("trading")
+    assert time.monotonic() - started >= 0.2
+    with pytest.raises(InvalidRequestError, match="unknown rate-limit category"):
+        limiter.note_refusal("orders", 1.0)
