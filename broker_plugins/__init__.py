@@ -5,6 +5,8 @@ plugins provide gateways through the `register_broker_gateways` hook.
 """
 
 from broker_plugins._backoff import Backoff
+from broker_plugins._base import GatewayBase
+from broker_plugins._checks import check_symbol, to_decimal
 from broker_plugins._entities import (
     Balance,
     Candle,
@@ -15,8 +17,6 @@ from broker_plugins._entities import (
     OrderUpdate,
     Position,
     Quote,
-    check_symbol,
-    to_decimal,
 )
 from broker_plugins._enums import (
     Capability,
@@ -30,6 +30,7 @@ from broker_plugins._enums import (
 from broker_plugins._errors import (
     AuthenticationError,
     BrokerError,
+    BrokerInternalError,
     BrokerTimeoutError,
     BrokerUnavailableError,
     DuplicateGatewayError,
@@ -45,6 +46,7 @@ from broker_plugins._errors import (
 from broker_plugins._gateway import HealthStatus, IBrokerGateway, StateChange, StateListener
 from broker_plugins._limiter import Limiter
 from broker_plugins._manager import BrokerConnectionManager, ConnectionStatus
+from broker_plugins._options import GatewayOption
 from broker_plugins._ratelimit import CATEGORIES, RateLimit, RateLimiter, RateLimitsSpec
 from broker_plugins._registry import BrokerRegistry
 from broker_plugins._registry_types import GatewayFactory, GatewayInfo, RegisterGateway
@@ -58,6 +60,7 @@ __all__ = [
     "Balance",
     "BrokerConnectionManager",
     "BrokerError",
+    "BrokerInternalError",
     "BrokerRegistry",
     "BrokerTimeoutError",
     "BrokerUnavailableError",
@@ -67,8 +70,10 @@ __all__ = [
     "ConnectionStateTracker",
     "ConnectionStatus",
     "DuplicateGatewayError",
+    "GatewayBase",
     "GatewayFactory",
     "GatewayInfo",
+    "GatewayOption",
     "HealthStatus",
     "IBrokerGateway",
     "Instrument",

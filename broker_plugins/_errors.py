@@ -10,6 +10,7 @@ BrokerError
 ├── NotFoundError                 (LookupError)      no such order, instrument, ...
 ├── OrderRejectedError                               the broker refused the order
 ├── OrderOutcomeUnknownError                         the order may or may not exist
+├── BrokerInternalError                              the broker (or its bridge) failed on its side
 └── PluginError
     ├── UnknownGatewayError       (LookupError)      no plugin registered that name
     ├── DuplicateGatewayError     (ValueError)       two plugins registered one name
@@ -25,6 +26,7 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "BrokerError",
+    "BrokerInternalError",
     "BrokerTimeoutError",
     "BrokerUnavailableError",
     "DuplicateGatewayError",
@@ -87,6 +89,13 @@ class OrderOutcomeUnknownError(BrokerError):
     def __init__(self, message: str, *, client_order_id: str) -> None:
         super().__init__(message)
         self.client_order_id = client_order_id
+
+
+class BrokerInternalError(BrokerError):
+    """The broker, or the bridge in front of it, failed to serve the call: a fault on its side.
+
+    Repeating the same call is unlikely to help until the broker's side is fixed.
+    """
 
 
 class PluginError(BrokerError):

@@ -8,7 +8,8 @@ import time
 from collections.abc import AsyncIterator
 
 from broker_plugins._aio import wait_for
-from broker_plugins._entities import Order, OrderRequest, check_symbol
+from broker_plugins._checks import check_symbol
+from broker_plugins._entities import Order, OrderRequest
 from broker_plugins._enums import Interval, TimeInForce
 from broker_plugins._errors import BrokerError, BrokerTimeoutError
 from broker_plugins._gateway import HealthStatus, IBrokerGateway

@@ -12,7 +12,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from broker_plugins._entities import Order, OrderRequest, check_symbol
+from broker_plugins._checks import check_symbol
+from broker_plugins._entities import Order, OrderRequest
 from broker_plugins._enums import ConnectionState, Interval
 from broker_plugins._gateway import IBrokerGateway, StateChange
 from broker_plugins.cli._backend import RunningBackend

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from broker_plugins._aio import wait_for
-from broker_plugins._entities import Quote, check_symbol
+from broker_plugins._checks import check_symbol
+from broker_plugins._entities import Quote
 from broker_plugins._gateway import IBrokerGateway, StateChange
 from broker_plugins.cli._commands import connect
 from broker_plugins.cli._context import Context

@@ -179,3 +179,43 @@ async def test_a_kept_call_error_does_not_hold_the_connection_after_disconnect(
     assert kept[0].__context__ is None  # nothing of gRPC's rides along, its call included
     await gateway.disconnect()
     await until(lambda: proxy.connections == 0, 3)
+
+
+async def test_a_call_in_flight_when_the_link_goes_silent_fails_as_unavailable_not_at_its_deadline(
+    proxied: tuple[BridgeServer, FaultProxy], gateways: MakeGateway
+) -> None:
+    bridge, proxy = proxied
+    async with gateways(proxy.address, timeouts=30.0) as gateway:
+        bridge.delay(20.0)  # the reply would come long after the link is found silent
+        call = asyncio.ensure_future(gateway.get_instrument("AAPL"))
+        await until(lambda: any(r.method == "GetInstrument" for r in bridge.requests))
+        await proxy.blackhole()
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailableError):
+            await call
+        # Found by the probes that a waiting call brings on (every health_check_timeout), long before
+        # the 30 s deadline.
+        assert time.monotonic() - started < 10
+        bridge.delay(0)
+        await proxy.restore()
+        await until(lambda: gateway.state is ConnectionState.CONNECTED)
+
+
+async def test_concurrent_connects_open_one_channel_and_a_disconnect_during_connect_wins(
+    proxied: tuple[BridgeServer, FaultProxy], gateways: MakeGateway
+) -> None:
+    _, proxy = proxied
+    gateway = gateways(proxy.address)
+    await asyncio.gather(gateway.connect(), gateway.connect())
+    channel = gateway._connection._channel
+    await gateway.connect()
+    assert gateway._connection._channel is channel  # connected already: nothing reopened
+    await gateway.disconnect()
+    await proxy.blackhole()  # the first contact of the next connect() goes unanswered
+    connecting = asyncio.ensure_future(gateway.connect())
+    await until(lambda: gateway.state is ConnectionState.CONNECTING)
+    await gateway.disconnect()
+    with pytest.raises(BrokerUnavailableError, match=r"disconnect\(\) was called"):
+        await connecting
+    assert gateway.state is ConnectionState.CLOSED
+    assert gateway._connection._channel is None
