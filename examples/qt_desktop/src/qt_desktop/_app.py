@@ -62,11 +62,13 @@ async def run_desktop(
 
 @contextlib.contextmanager
 def _closing_on_signals(window: MainWindow) -> Iterator[None]:
-    """Ctrl+C and SIGTERM close the window, which shuts everything down like a click on its X."""
+    """Ctrl+C, SIGTERM (and Ctrl+Break on Windows) close the window, as a click on its X would."""
     loop = asyncio.get_running_loop()
     on_loop: list[signal.Signals] = []
     replaced: list[tuple[signal.Signals, Any]] = []  # Any: whatever signal.signal() gave back
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGBREAK is Windows' Ctrl+Break; SIGTERM is never delivered there, but costs nothing to watch.
+    watched = [signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)]
+    for signum in [s for s in watched if s is not None]:
         try:
             loop.add_signal_handler(signum, window.close)
             on_loop.append(signum)
