@@ -281,7 +281,8 @@ def test_python_m_grpc_plugin_protos(
 ) -> None:
     monkeypatch.setattr(sys, "argv", ["grpc_plugin.protos"])
     with pytest.raises(SystemExit) as exited:
-        runpy.run_module("grpc_plugin.protos", run_name="__main__")
+        # run_path, not run_module: under pytest's import hook run_module cannot load a __main__.
+        runpy.run_path(str(Path(protos.__file__).with_name("__main__.py")), run_name="__main__")
     assert exited.value.code == 0
     assert capsys.readouterr().out == f"{PROTO_ROOT}\n"
 
