@@ -4,6 +4,8 @@ A host asks a `BrokerRegistry` for a gateway by name and programs against `IBrok
 plugins provide gateways through the `register_broker_gateways` hook.
 """
 
+import logging
+
 from broker_plugins._backoff import Backoff
 from broker_plugins._base import GatewayBase
 from broker_plugins._checks import check_symbol, to_decimal
@@ -52,6 +54,9 @@ from broker_plugins._registry import BrokerRegistry
 from broker_plugins._registry_types import GatewayFactory, GatewayInfo, RegisterGateway
 from broker_plugins._state import ConnectionStateTracker
 from broker_plugins.hookspecs import hookimpl, hookspec
+
+# A library reports through `logging` and leaves the handlers to the host.
+logging.getLogger("broker_plugins").addHandler(logging.NullHandler())
 
 __all__ = [
     "CATEGORIES",

@@ -42,7 +42,14 @@ __all__ = [
 
 
 class BrokerError(Exception):
-    """Base of every error a gateway, the registry or the connection layer raises."""
+    """Base of every error a gateway, the registry or the connection layer raises.
+
+    Every error in the tree survives `pickle` and `copy` with its attributes (hosts hand errors
+    between processes and threads), whatever keyword-only arguments its constructor takes.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
 
 
 class BrokerUnavailableError(BrokerError, ConnectionError):
@@ -122,3 +129,11 @@ class PluginLoadError(PluginError, ImportError):
         super().__init__(message)
         self.plugin_name = plugin_name
         self.distribution = distribution
+
+
+def _rebuild(kind: type[BrokerError], args: tuple[object, ...], state: dict[str, object]) -> BrokerError:
+    """An error of `kind` with `args` and attributes `state`, without calling its constructor."""
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error

@@ -64,11 +64,11 @@ class GatewayLifecycle(abc.ABC):
         name: str,
         rate_limits: RateLimitsSpec | None = None,
         rate_limiter: Limiter | None = None,
-        rate_limit_margin: float = 0.0,
+        limit_margin: float = 0.0,
         default_rate_limits: RateLimitsSpec = (),
     ) -> None:
         self._name = name
-        self.__limiter = _limiter(rate_limits, rate_limiter, rate_limit_margin, default_rate_limits)
+        self.__limiter = _limiter(rate_limits, rate_limiter, limit_margin, default_rate_limits)
         self.__tracker = ConnectionStateTracker()
         self.__lifecycle = asyncio.Lock()
         self.__closing = False

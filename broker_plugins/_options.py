@@ -42,7 +42,7 @@ class GatewayOption:
     """One keyword option of a gateway factory: its name, type and help, and whether it is a secret.
 
     `kind` is what the factory takes: `str`, `int`, `float`, `bool` (a switch) or `pathlib.Path` (a
-    file, passed to the factory as its path). A `secret` (a token, a password) is never printed, and
+    file, passed to the factory as its path). A `secret` (a key, a password) is never printed, and
     `brokerctl` also reads it from the environment variable `BROKERCTL_<NAME>`.
     """
 
@@ -62,7 +62,7 @@ class GatewayOption:
 
     @property
     def environment_variable(self) -> str:
-        """Where a host may read a secret from instead of a flag (`BROKERCTL_TOKEN` for `token`)."""
+        """Where a host may read a secret from instead of a flag (`BROKERCTL_API_KEY` for `api_key`)."""
         return f"BROKERCTL_{self.name.upper()}"
 
     def convert(self, value: object) -> object:

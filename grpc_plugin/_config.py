@@ -209,16 +209,27 @@ class GatewayConfig:
         DEFAULT_TIMEOUTS,
         "deadline of each call, seconds",
         kind=float,
-        flag="--call-timeout",
+        metavar="SECONDS",
+        flag="--timeout",
     )
     unavailable_timeout: float = _field(
-        _seconds(0.01, 600), 1.0, "seconds a call waits for an unreachable bridge", kind=float
+        _seconds(0.01, 600),
+        1.0,
+        "seconds a call waits for an unreachable bridge",
+        kind=float,
+        metavar="SECONDS",
     )
-    connect_timeout: float = _field(_seconds(0.01, 600), 5.0, "seconds connect() may take", kind=float)
+    connect_timeout: float = _field(
+        _seconds(0.01, 600), 5.0, "seconds connect() may take", kind=float, metavar="SECONDS"
+    )
     keepalive_time: float = _field(_seconds(1, 86400), 300.0)
     keepalive_timeout: float = _field(_seconds(0.1, 600), 20.0)
     health_check_interval: float | None = _field(
-        _seconds(0.01, 86400, optional=True), 5.0, "seconds between probes of a quiet link", kind=float
+        _seconds(0.01, 86400, optional=True),
+        5.0,
+        "seconds between probes of a quiet link",
+        kind=float,
+        metavar="SECONDS",
     )
     health_check_timeout: float = _field(_seconds(0.01, 600), 1.0)
     stream_stale_after: float | None = _field(_seconds(0.01, 86400, optional=True), None)
@@ -249,7 +260,8 @@ class GatewayConfig:
         """Seconds within which a silent (black-holed) connection is noticed."""
         if self.health_check_interval is None:
             return self.keepalive_time + self.keepalive_timeout
-        return self.health_check_interval + self.health_check_timeout
+        # A quiet interval, then two probes in a row unanswered (one alone may be a busy bridge).
+        return self.health_check_interval + 2 * self.health_check_timeout
 
     @classmethod
     def from_options(cls, **options: Any) -> GatewayConfig:

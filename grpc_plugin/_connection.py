@@ -8,9 +8,10 @@ A peer that goes silent without closing (a half-open connection) is found with o
 with frequent HTTP/2 pings: gRPC's stock server policy allows a client one ping without data per
 five minutes and answers more with GOAWAY, and a vendor's bridge keeps the stock policy. So
 `keep_alive()` sends a Health.Check when the link has been quiet for `health_check_interval` (or for
-`health_check_timeout` while a unary call waits for its reply); one left unanswered for
-`health_check_timeout` means the link is dead, and the channel is replaced (closing the old one
-fails what was in flight on it). Keepalive pings stay on, at an interval the stock policy allows.
+`health_check_timeout` while a unary call waits for its reply); two in a row left unanswered for
+`health_check_timeout` each mean the link is dead (one alone may be a busy bridge), and the channel
+is replaced (closing the old one fails what was in flight on it). Keepalive pings stay on, at an
+interval the stock policy allows.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from grpc_plugin._config import GatewayConfig
 from grpc_plugin._status import connect_failure, to_broker_error
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2_grpc, trading_pb2_grpc
 
-__all__ = ["Connection", "channel_options"]
+__all__ = ["SILENT_PROBES", "Connection", "channel_options"]
 
 _log = logging.getLogger("grpc_plugin")
 _READY = grpc.ChannelConnectivity.READY
@@ -38,6 +39,9 @@ _IDLE = grpc.ChannelConnectivity.IDLE
 _SHUTDOWN = grpc.ChannelConnectivity.SHUTDOWN
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _HEALTH_REQUEST = health_pb2.HealthCheckRequest()
+
+SILENT_PROBES = 2
+"""Health checks in a row left unanswered, the channel READY, before the link counts as silent."""
 
 SetState = Callable[[ConnectionState, "BrokerError | None"], None]
 
@@ -217,7 +221,9 @@ class Connection:
                     self._set_state(ConnectionState.CONNECTED, None)
             elif state is not _SHUTDOWN:
                 if self._state() is ConnectionState.CONNECTED:
-                    error = BrokerUnavailableError(f"connection to {self._config.target} lost ({state.name})")
+                    error = BrokerUnavailableError(
+                        f"the connection to {self._config.target} dropped; reconnecting"
+                    )
                     self.last_error = error
                     self._set_state(ConnectionState.RECONNECTING, error)
                 if state is _IDLE:
@@ -236,29 +242,35 @@ class Connection:
         if interval is None:
             return
         timeout = self._config.health_check_timeout
+        unanswered = 0
         while self._channel is not None:
             quiet = time.monotonic() - self.last_heard
             due = (min(interval, timeout) if self.pending else interval) - quiet
-            if due > 0:
+            if due > 0 and not unanswered:
                 # Wake at least every `timeout`, so that a call started meanwhile is covered in time.
                 await asyncio.sleep(min(due, timeout))
                 continue
             try:
                 await self.check_health(timeout)
             except BrokerError as error:
-                await self._unhealthy(error)
+                # Unanswered while the channel says READY: silent, or only busy. A second probe in a
+                # row unanswered means silent (a half-open link gRPC will not drop by itself).
+                silent = isinstance(error, BrokerTimeoutError) and self._ready()
+                unanswered = unanswered + 1 if silent else 0
+                await self._unhealthy(error, replace=unanswered >= SILENT_PROBES)
+                if unanswered >= SILENT_PROBES:
+                    unanswered = 0
                 continue
+            unanswered = 0
             if self._state() is ConnectionState.RECONNECTING and self._ready():
                 self._set_state(ConnectionState.CONNECTED, None)
 
-    async def _unhealthy(self, error: BrokerError) -> None:
+    async def _unhealthy(self, error: BrokerError, *, replace: bool) -> None:
         if self._state() is ConnectionState.CONNECTED:
             self._set_state(ConnectionState.RECONNECTING, error)
-        if isinstance(error, BrokerTimeoutError) and self._ready():
-            # The channel says READY but the bridge did not answer: a silent, half-open link that
-            # gRPC will not drop by itself. A new channel makes a new connection.
-            _log.warning("%s did not answer a health check (%s); reconnecting", self._config.target, error)
-            await self._replace_channel()
+        if replace:
+            _log.warning("%s did not answer health checks (%s); reconnecting", self._config.target, error)
+            await self._replace_channel()  # a new channel makes a new connection
         self.last_heard = time.monotonic()  # the next probe comes an interval from now
 
     async def _replace_channel(self) -> None:

@@ -74,7 +74,7 @@ class GrpcBrokerGateway(GatewayBase):
             name="grpc",
             rate_limits=config.rate_limits,
             rate_limiter=config.rate_limiter,
-            rate_limit_margin=config.rate_limit_margin,
+            limit_margin=config.rate_limit_margin,
             default_rate_limits=DEFAULT_RATE_LIMITS,
         )
         self._config = config

@@ -37,7 +37,7 @@ _METHODS = {
 _HEALTH_CHECK_INTERVAL = 0.2
 _HEALTH_CHECK_TIMEOUT = 0.5
 
-# Short bounds, so the suite's outages take seconds: a silent link is noticed within 0.7 s, calls
+# Short bounds, so the suite's outages take seconds: a silent link is noticed within 1.2 s, calls
 # fail within 1 s while the bridge is unreachable, and reconnect attempts come at most 0.3 s apart.
 _GATEWAY_SETTINGS = {
     "health_check_interval": _HEALTH_CHECK_INTERVAL,
@@ -59,7 +59,7 @@ class GrpcHarness:
     gateway_name = "grpc"
     symbol = "AAPL"
     break_modes = frozenset({BreakMode.CUT, BreakMode.BLACKHOLE})
-    half_open_bound: float | None = _HEALTH_CHECK_INTERVAL + _HEALTH_CHECK_TIMEOUT
+    half_open_bound: float | None = _HEALTH_CHECK_INTERVAL + 2 * _HEALTH_CHECK_TIMEOUT
 
     def __init__(self) -> None:
         self._bridge = BridgeServer(

@@ -38,7 +38,7 @@ def test_a_gateway_without_an_embedded_backend_asks_for_a_target(cli: RunCli) ->
     result = cli("--gateway", "memory", "balance", registry=registry_with(MemoryPlugin(backend=None)))
     assert result.code == ExitCode.PLUGIN
     assert "no plugin provides an embedded backend for gateway 'memory'" in result.err
-    assert "give --target HOST:PORT" in result.err
+    assert "give its options or configure a connection" in result.err
 
 
 def test_a_backend_of_the_wrong_shape_is_a_plugin_error(cli: RunCli) -> None:
@@ -52,7 +52,7 @@ def test_an_unknown_gateway_is_a_plugin_error(cli: RunCli) -> None:
         "--gateway", "nope", "--target", "127.0.0.1:9", "quote", "A", registry=registry_with(MemoryPlugin())
     )
     assert result.code == ExitCode.PLUGIN
-    assert "no gateway named 'nope' (available: memory)" in result.err
+    assert "no gateway named 'nope' (available: memory); so the command line cannot be read" in result.err
 
 
 def test_plugins_lists_gateways_and_plugins_that_failed(cli: RunCli) -> None:

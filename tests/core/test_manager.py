@@ -12,14 +12,16 @@ from broker_plugins import (
     BrokerConnectionManager,
     BrokerTimeoutError,
     ConnectionState,
+    HealthStatus,
     InvalidRequestError,
+    RateLimit,
     StateChange,
 )
 from tests.support.waiting import until
 
 FAST = {
-    "health_check_interval": 0.02,
-    "health_check_timeout": 0.1,
+    "check_interval": 0.02,
+    "check_timeout": 0.1,
     "backoff": Backoff(initial=0.01, maximum=0.05),
 }
 
@@ -147,5 +149,59 @@ def test_misuse_is_reported_clearly() -> None:
         manager.add("two", object())  # type: ignore[arg-type]
     with pytest.raises(InvalidRequestError, match="no connection named 'three'; managed: one"):
         manager.status("three")
-    with pytest.raises(InvalidRequestError, match="health_check_interval must be a positive number"):
-        BrokerConnectionManager(health_check_interval=0)
+    with pytest.raises(InvalidRequestError, match="check_interval must be a positive number"):
+        BrokerConnectionManager(check_interval=0)
+
+
+async def test_a_removed_connection_no_longer_reports_to_the_listeners() -> None:
+    link = MemoryLink(MemoryBackend())
+    gateway = memory(link)
+    seen: list[str] = []
+    async with BrokerConnectionManager(**FAST) as manager:
+        manager.add("one", gateway)
+        manager.add_listener(lambda name, change: seen.append(name))
+        await manager.wait_connected(timeout=2)
+        await manager.remove("one")
+        seen.clear()
+        await gateway.connect()  # used on its own now: the manager hears nothing of it
+        await gateway.disconnect()
+    assert seen == []
+
+
+class _Flawed(MemoryBrokerGateway):
+    """Its health check has a bug the first two times: not a BrokerError."""
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.bugs = 2
+
+    async def health_check(self) -> HealthStatus:
+        if self.bugs:
+            self.bugs -= 1
+            raise KeyError("oops")
+        return await super().health_check()
+
+
+async def test_a_bug_in_a_health_check_is_a_counted_failure_and_the_keeper_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gateway = _Flawed(health_interval=3600.0)
+    async with BrokerConnectionManager(**FAST) as manager:
+        manager.add("flawed", gateway)
+        await until(lambda: manager.status("flawed").attempts >= 1)
+        assert "health_check failed with KeyError: 'oops' (a bug in the gateway)" in (
+            manager.status("flawed").last_error or ""
+        )
+        await until(lambda: gateway.bugs == 0 and manager.status("flawed").attempts == 0)
+    assert "a bug in its gateway" in caplog.text
+
+
+def test_one_account_has_one_limiter_whoever_asks() -> None:
+    manager = BrokerConnectionManager()
+    first = manager.limiter("account-1", RateLimit(10, 1.0))
+    assert manager.limiter("account-1", RateLimit(10, 1.0)) is first
+    assert manager.limiter("account-2", RateLimit(10, 1.0)) is not first
+    with pytest.raises(InvalidRequestError, match="already has a limiter with other limits"):
+        manager.limiter("account-1", RateLimit(5, 1.0))
+    with pytest.raises(InvalidRequestError, match="account must be a non-empty string"):
+        manager.limiter("", RateLimit(5, 1.0))

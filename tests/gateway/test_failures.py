@@ -18,7 +18,7 @@ from broker_plugins import (
     RateLimitExceededError,
 )
 from grpc_plugin import GrpcBrokerGateway
-from grpc_plugin._status import ERRORS
+from grpc_plugin._status import ERRORS, connect_failure
 from grpc_plugin.bridge import BridgeServer, TlsConfig
 from grpc_plugin.bridge._budget import Window
 from tests.bridge.conftest import Pki, StartBridge
@@ -182,7 +182,7 @@ def test_good_options_are_taken() -> None:
         server_name_override="bridge.local",
     )
     assert gateway.target == "[::1]:50051"
-    assert gateway.half_open_bound == 6.0  # a probe of a quiet link every 5 s, answered within 1 s
+    assert gateway.half_open_bound == 7.0  # a quiet link probed after 5 s; two probes of 1 s unanswered
 
 
 @pytest.mark.parametrize("code", [code for code in grpc.StatusCode if code is not grpc.StatusCode.OK])
@@ -211,3 +211,39 @@ async def test_tls_failures_say_tls_and_why(
     )
     with pytest.raises(BrokerUnavailableError, match="TLS: the certificate does not name this host"):
         await misnamed.connect()
+
+
+@pytest.mark.parametrize(
+    ("details", "said"),
+    [
+        # Resolving a name would send traffic off this machine; gRPC's own words stand in for it.
+        (
+            "DNS resolution failed for nosuchhost.invalid:50051: UNAVAILABLE",
+            "the host name cannot be resolved",
+        ),
+        ("failed to connect to all addresses; last error: Connection refused", "connection refused"),
+        ("Ssl handshake failed: CERTIFICATE_VERIFY_FAILED", "TLS: the bridge's certificate is not trusted"),
+        (
+            "Handshake failed with fatal error SSL_ERROR_SSL: certificate required",
+            "requires a client certificate",
+        ),
+        ("something nobody foresaw", "something nobody foresaw"),
+    ],
+)
+def test_a_failed_first_contact_says_why_in_words(details: str, said: str) -> None:
+    error = grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details
+    )
+    failure = connect_failure(error, target="h:1", secret=None)
+    assert isinstance(failure, BrokerUnavailableError)
+    assert said in str(failure)
+    hidden = connect_failure(
+        grpc.aio.AioRpcError(
+            grpc.StatusCode.UNAUTHENTICATED, grpc.aio.Metadata(), grpc.aio.Metadata(), "bad s3cr3t"
+        ),
+        target="h:1",
+        secret="s3cr3t",
+    )
+    assert isinstance(hidden, AuthenticationError)
+    assert "s3cr3t" not in str(hidden)
+    assert "BROKERCTL_TOKEN" in str(hidden)

@@ -32,7 +32,7 @@ async def test_a_black_holed_bridge_is_detected_within_the_declared_bound(
     async with gateways(proxy.address) as gateway:
         assert (await gateway.get_quote("AAPL")).symbol == "AAPL"
         await proxy.blackhole()
-        # Keepalive's bound, plus room for a loaded machine; the health probe usually finds it sooner.
+        # The declared bound (a quiet interval, two probes unanswered), plus room for a loaded machine.
         detected = await until(
             lambda: gateway.state is not ConnectionState.CONNECTED, gateway.half_open_bound + 1.5
         )
@@ -40,7 +40,8 @@ async def test_a_black_holed_bridge_is_detected_within_the_declared_bound(
         started = time.monotonic()
         with pytest.raises(BrokerError):
             await gateway.get_quote("AAPL")
-        assert time.monotonic() - started < 1.5
+        # Within about unavailable_timeout (1 s), far from the call's 5 s deadline.
+        assert time.monotonic() - started < 3.0
         await proxy.restore()
         await until(lambda: gateway.state is ConnectionState.CONNECTED, 10)
         assert (await gateway.get_quote("AAPL")).symbol == "AAPL"

@@ -125,7 +125,7 @@ class TradingSession:
             raise ValueError(f"connection names must be given and unique, got {names}")
         self._specs = {spec.name: spec for spec in connections}
         self._registry = registry or BrokerRegistry()
-        self._manager = BrokerConnectionManager(health_check_interval=health_check_interval)
+        self._manager = BrokerConnectionManager(check_interval=health_check_interval)
         self._listeners = _Broadcast()
         self._backends: dict[str, RunningBackend] = {}
         self._connected: dict[str, asyncio.Event] = {}
