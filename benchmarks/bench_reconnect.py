@@ -53,9 +53,13 @@ class _AttemptCounter:
     """Listens on the dead bridge's port; every connection is counted and closed."""
 
     def __init__(self, port: int) -> None:
-        self.attempts = 0
+        self.times: list[float] = []
         self._server: asyncio.Server | None = None
         self._port = port
+
+    def attempts_within(self, started: float, seconds: float) -> int:
+        """Attempts in the first `seconds` after `started` (both sides are counted over one window)."""
+        return sum(1 for moment in self.times if moment - started <= seconds)
 
     async def __aenter__(self) -> _AttemptCounter:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -65,7 +69,7 @@ class _AttemptCounter:
         return self
 
     async def _refuse(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.attempts += 1
+        self.times.append(time.perf_counter())
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
@@ -147,7 +151,7 @@ async def run_outages(cycles: int, outage: float) -> dict[str, dict[str, list[fl
                     outage_started = time.perf_counter()
                     figures[side]["failures"] += await _failure_times(client, 3)
                     await asyncio.sleep(max(0.0, outage - (time.perf_counter() - outage_started)))
-                figures[side]["attempts"].append(counter.attempts)
+                figures[side]["attempts"].append(counter.attempts_within(outage_started, outage))
                 # bridge_process returns once the new bridge printed `listening on`: it accepts calls.
                 stack.enter_context(bridge_process("--no-budget", "--port", port))
                 figures[side]["recoveries"].append(await _recover(client))

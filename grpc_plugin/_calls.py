@@ -96,7 +96,7 @@ class Calls:
         call = self.method(service, rpc)(request, timeout=timeout, metadata=connection.metadata)
         failure: BrokerError
         connection.in_flight.add(call)
-        connection.pending += 1
+        connection.call_started()
         try:
             reply = await call
         except asyncio.CancelledError:
@@ -119,7 +119,7 @@ class Calls:
             connection.heard()
             return reply
         finally:
-            connection.pending -= 1
+            connection.call_ended()
             connection.release(call)
             del call
         # Raised outside the except clause, so that it carries no context: gRPC's exception and its

@@ -35,7 +35,7 @@ DEFAULT_TIMEOUTS: Mapping[str, float] = MappingProxyType(
 """Deadline of one call, by category, in seconds."""
 
 DEFAULT_RATE_LIMITS = (RateLimit(20, 1.0),)
-DEFAULT_BACKOFF = Backoff(initial=0.1, maximum=1.0)
+DEFAULT_BACKOFF = Backoff(initial=0.1, maximum=0.3)
 """Reconnect quickly after a bridge restart: the first retry after 0.1 s, never more than 1 s apart."""
 
 _TARGET = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]{1,253}):\d{1,5}|unix:[^\s]{1,200}")
@@ -226,7 +226,7 @@ class GatewayConfig:
     keepalive_timeout: float = _field(_seconds(0.1, 600), 20.0)
     health_check_interval: float | None = _field(
         _seconds(0.01, 86400, optional=True),
-        5.0,
+        10.0,
         "seconds between probes of a quiet link",
         kind=float,
         metavar="SECONDS",

@@ -28,7 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from broker_plugins import BrokerError, BrokerTimeoutError, BrokerUnavailableError, ConnectionState
 from broker_plugins._aio import wait_for  # same distribution: shared, not public
 from grpc_plugin._config import GatewayConfig
-from grpc_plugin._status import connect_failure, to_broker_error
+from grpc_plugin._status import connect_failure, definite_failure, to_broker_error
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2_grpc, trading_pb2_grpc
 
 __all__ = ["SILENT_PROBES", "Connection", "channel_options"]
@@ -88,7 +88,8 @@ class Connection:
         self.last_heard = 0.0
         """`time.monotonic()` when the bridge last answered anything (a reply, a stream message, a probe)."""
         self.pending = 0
-        """Unary calls waiting for their reply."""
+        """Unary calls waiting for their reply (`call_started` / `call_ended`)."""
+        self._wake: asyncio.Future[None] | None = None
         self.in_flight: set[Any] = set()
         """Every call (unary or stream) on the channel that has not ended."""
         self._severed: set[Any] = set()
@@ -120,6 +121,17 @@ class Connection:
         while self.in_flight and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
 
+    def call_started(self) -> None:
+        """A unary call went out: while it waits, the link is proven more often (see `keep_alive`)."""
+        self.pending += 1
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def call_ended(self) -> None:
+        """A unary call has its reply, or failed."""
+        self.pending -= 1
+
     def heard(self) -> None:
         """The bridge answered: the link is alive now."""
         self.last_heard = time.monotonic()
@@ -128,24 +140,39 @@ class Connection:
         """Open the channel and make first contact with the credentials; `BrokerError` if it fails.
 
         The first contact is a Health.Check that does not wait for the channel to be ready, so a
-        refused port or a failed TLS handshake fails at once and says why, and a wrong token fails
-        here with `AuthenticationError`, not at the first call.
+        refused port, an unknown host or a failed TLS handshake fails at once and says why, and a
+        wrong token fails here with `AuthenticationError`, not at the first call. A first attempt
+        that failed for a passing reason (a slow handshake, a reset) is followed by one that waits
+        for the channel, within `connect_timeout`.
         """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.connect_timeout
         channel = self._new_channel()
         health: Any = health_pb2_grpc.HealthStub(channel)  # the package ships no types for its stub
         failure: BrokerError | None = None
-        try:
-            reply = await health.Check(
-                _HEALTH_REQUEST, timeout=self._config.connect_timeout, metadata=self.metadata
-            )
-        except grpc.aio.AioRpcError as exc:
-            failure = connect_failure(exc, target=self._config.target, secret=self._secret)
-        except BaseException:
-            await channel.close(None)
-            raise
-        else:
-            if reply.status != _SERVING:
-                failure = BrokerUnavailableError(f"the bridge at {self._config.target} is not serving")
+        patient = False
+        while True:
+            remaining = max(deadline - loop.time(), 0.001)
+            try:
+                reply = await health.Check(
+                    _HEALTH_REQUEST, timeout=remaining, metadata=self.metadata, wait_for_ready=patient
+                )
+            except grpc.aio.AioRpcError as exc:
+                passing = exc.code() is grpc.StatusCode.UNAVAILABLE and not definite_failure(exc)
+                if passing and not patient and deadline - loop.time() > 0.05:
+                    patient = True  # ride out the channel's own retries, within the deadline
+                    failure = connect_failure(exc, target=self._config.target, secret=self._secret)
+                    continue
+                if not (patient and exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED and failure):
+                    failure = connect_failure(exc, target=self._config.target, secret=self._secret)
+            except BaseException:
+                await channel.close(None)
+                raise
+            else:
+                failure = None
+                if reply.status != _SERVING:
+                    failure = BrokerUnavailableError(f"the bridge at {self._config.target} is not serving")
+            break
         if failure is not None:
             await channel.close(None)
             self.last_error = failure
@@ -169,10 +196,10 @@ class Connection:
         channel = self._channel
         if channel is None:
             raise BrokerUnavailableError(f"not connected to {self._config.target}: call connect() first")
-        if channel.get_state(try_to_connect=True) is _READY:
+        if channel.get_state() is _READY:
             return
         try:
-            await wait_for(channel.channel_ready(), timeout)
+            await wait_for(_ready(channel), timeout)
         except (asyncio.TimeoutError, grpc.aio.UsageError, RuntimeError):
             reason = f": {self.last_error}" if self.last_error else ""
             raise BrokerUnavailableError(
@@ -184,7 +211,8 @@ class Connection:
         self.last_error = error
         if self._channel is not None and self._state() is ConnectionState.CONNECTED:
             self._set_state(ConnectionState.RECONNECTING, error)
-            self._channel.get_state(try_to_connect=True)
+            if self._channel.get_state() is _IDLE:
+                self._channel.get_state(try_to_connect=True)
 
     async def check_health(self, timeout: float) -> None:
         """One Health.Check round trip, with the credentials; `BrokerError` when it fails or the bridge
@@ -247,8 +275,7 @@ class Connection:
             quiet = time.monotonic() - self.last_heard
             due = (min(interval, timeout) if self.pending else interval) - quiet
             if due > 0 and not unanswered:
-                # Wake at least every `timeout`, so that a call started meanwhile is covered in time.
-                await asyncio.sleep(min(due, timeout))
+                await self._pause(due)  # or less: a call that goes out wakes it
                 continue
             try:
                 await self.check_health(timeout)
@@ -264,6 +291,16 @@ class Connection:
             unanswered = 0
             if self._state() is ConnectionState.RECONNECTING and self._ready():
                 self._set_state(ConnectionState.CONNECTED, None)
+
+    async def _pause(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._wake = wake = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, wake)
+        try:
+            await wake
+        finally:
+            timer.cancel()
+            self._wake = None
 
     async def _unhealthy(self, error: BrokerError, *, replace: bool) -> None:
         if self._state() is ConnectionState.CONNECTED:
@@ -302,3 +339,25 @@ class Connection:
             certificate_chain=config.client_certificate,
         )
         return grpc.aio.secure_channel(config.target, credentials, options=options)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _ready(channel: grpc.aio.Channel) -> None:
+    """Until `channel` is READY, asking it to connect only when it is IDLE.
+
+    Not `channel.channel_ready()`: that asks at every change of state, and asking a channel that
+    is backing off after a failure starts an attempt at once; with callers waiting, that is a
+    reconnect storm.
+    """
+    state = channel.get_state()
+    while state is not _READY:
+        if state is _SHUTDOWN:
+            raise RuntimeError("the channel was closed")
+        if state is _IDLE:
+            channel.get_state(try_to_connect=True)
+        await channel.wait_for_state_change(state)
+        state = channel.get_state()

@@ -30,7 +30,15 @@ from broker_plugins import (
     RateLimitExceededError,
 )
 
-__all__ = ["ERRORS", "RETRY_AFTER_KEY", "TOKEN_HINT", "connect_failure", "retry_after", "to_broker_error"]
+__all__ = [
+    "ERRORS",
+    "RETRY_AFTER_KEY",
+    "TOKEN_HINT",
+    "connect_failure",
+    "definite_failure",
+    "retry_after",
+    "to_broker_error",
+]
 
 RETRY_AFTER_KEY = "retry-after-ms"
 TOKEN_HINT = "pass the bridge's token as token=... (brokerctl: --token or BROKERCTL_TOKEN)"  # noqa: S105
@@ -70,7 +78,8 @@ _CAUSES = (
     ("hostname verification", "TLS: the certificate does not name this host (give server_name_override?)"),
     ("certificate required", "TLS: the bridge requires a client certificate (mutual TLS)"),
     ("ssl", "TLS handshake failed"),
-    ("handshake", "TLS handshake failed"),
+    ("tls", "TLS handshake failed"),
+    ("settings frame", "the bridge did not complete the HTTP/2 handshake in time"),
     ("connection reset", "the connection was reset"),
     ("timeout", "no answer in time"),
     ("deadline", "no answer in time"),
@@ -114,6 +123,16 @@ def to_broker_error(
     if code is _S.UNAUTHENTICATED:
         return AuthenticationError(f"{message}; {TOKEN_HINT}")
     return ERRORS.get(code, BrokerInternalError)(message)
+
+
+_DEFINITE = ("connection refused", "dns resolution failed", "name resolution", "certificate", "hostname")
+
+
+def definite_failure(error: grpc.aio.AioRpcError) -> bool:
+    """Whether a connection attempt failed for a reason trying again will not change (a refused
+    port, an unknown host, a certificate), rather than a passing one (a slow handshake, a reset)."""
+    details = (error.details() or "").lower()
+    return any(clue in details for clue in _DEFINITE)
 
 
 def connect_failure(error: grpc.aio.AioRpcError, *, target: str, secret: str | None) -> BrokerError:

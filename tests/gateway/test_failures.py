@@ -182,7 +182,7 @@ def test_good_options_are_taken() -> None:
         server_name_override="bridge.local",
     )
     assert gateway.target == "[::1]:50051"
-    assert gateway.half_open_bound == 7.0  # a quiet link probed after 5 s; two probes of 1 s unanswered
+    assert gateway.half_open_bound == 12.0  # a quiet link probed after 10 s; two probes of 1 s unanswered
 
 
 @pytest.mark.parametrize("code", [code for code in grpc.StatusCode if code is not grpc.StatusCode.OK])
