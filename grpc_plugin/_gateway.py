@@ -7,6 +7,7 @@ transport (`Connection`, `Calls`, `StreamSet`, `OrderDesk`) and the mapping to a
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -111,10 +112,11 @@ class GrpcBrokerGateway(GatewayBase):
         self._connection.sever()
         await self._connection.wait_released(_CALLS_RELEASE)
         await self._connection.close()
-        if had_streams:
-            # A stream call can end up in a reference cycle (seen with several streams on Python
-            # 3.10), and a live call keeps its connection open after the channel is closed (grpc
-            # issue 42125). One collection here releases it now instead of whenever the GC runs.
+        if had_streams and sys.version_info < (3, 11):
+            # On Python 3.10 a cancelled stream call is kept alive by a reference cycle (its own
+            # task's CancelledError holds a traceback whose frame holds the call), and a live call
+            # keeps its connection open after the channel is closed (grpc issue 42125). One
+            # collection releases it now; 3.11 and later leave no such cycle, and pay nothing.
             gc.collect()
 
     async def _wait_link(self, timeout: float) -> None:
