@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 import attrs
 
@@ -14,10 +14,9 @@ from broker_plugins._options import GatewayOption
 __all__ = ["GatewayFactory", "GatewayInfo", "RegisterGateway"]
 
 
-class GatewayFactory(Protocol):
-    """Builds a gateway from keyword options; raises `InvalidRequestError` naming a bad option."""
-
-    def __call__(self, **options: Any) -> IBrokerGateway: ...
+GatewayFactory = Callable[..., IBrokerGateway]
+"""Builds a gateway from keyword options (a gateway class will do); raises `InvalidRequestError`
+naming a bad option."""
 
 
 class RegisterGateway(Protocol):

@@ -14,7 +14,7 @@ from typing import Any
 
 from memory_broker import MemoryBrokerGateway
 
-from broker_plugins import IBrokerGateway, RegisterGateway, hookimpl
+from broker_plugins import Capability, IBrokerGateway, RegisterGateway, hookimpl
 
 
 class RunningMemory:
@@ -80,7 +80,12 @@ class MemoryPlugin:
 
     @hookimpl
     def register_broker_gateways(self, register: RegisterGateway) -> None:
-        register("memory", self.factory, description="in-memory test gateway", capabilities=["quote_stream"])
+        register(
+            "memory",
+            self.factory,
+            description="in-memory test gateway",
+            capabilities=[Capability.QUOTE_STREAM],
+        )
 
     @hookimpl
     def provide_embedded_backend(self, gateway_name: str) -> object | None:

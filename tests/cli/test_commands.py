@@ -14,6 +14,7 @@ import pytest
 
 from broker_plugins.cli import ExitCode, _candles
 from broker_plugins.cli._output import Progress
+from tests.bridge.conftest import Pki
 from tests.cli.conftest import TOKEN, RunCli, Served
 from tests.cli.test_output import FakeTerminal
 
@@ -250,7 +251,7 @@ def test_health_of_the_embedded_bridge(cli: RunCli) -> None:
     assert (row["connection"], row["healthy"]) == ("embedded", True)
 
 
-def test_tls_options_reach_a_tls_bridge(cli: RunCli, serve: Callable[..., Served], pki: object) -> None:
+def test_tls_options_reach_a_tls_bridge(cli: RunCli, serve: Callable[..., Served], pki: Pki) -> None:
     served = serve("--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key))
     result = cli("--target", served.address, "--ca-cert", str(pki.ca), "quote", "AAPL", "--json")
     assert result.code == ExitCode.OK, result.err

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from broker_plugins import (
     Balance,
+    BrokerUnavailableError,
     ConnectionState,
     Instrument,
     Order,
@@ -70,7 +71,7 @@ def an_order(**changes: object) -> Order:
         "reject_reason": "insufficient cash",
     }
     fields.update(changes)
-    return Order(**fields)
+    return Order(**fields)  # type: ignore[arg-type]  # a record of typed fields, overridden by `changes`
 
 
 def test_decimals_are_printed_exactly_in_plain_notation() -> None:
@@ -158,7 +159,7 @@ def test_watch_lines_show_the_connection_state() -> None:
         previous=ConnectionState.CONNECTED,
         current=ConnectionState.RECONNECTING,
         time=T0,
-        reason=ConnectionError("lost"),
+        reason=BrokerUnavailableError("lost"),
     )
     assert state_line(change) == "2026-01-05 09:30:01.250Z  -- connection reconnecting (lost)"
     assert state_event(change) == {

@@ -7,6 +7,7 @@ arbitrary values; every refusal names what was wrong, and what is accepted is wh
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -43,7 +44,8 @@ ANYTHING = st.one_of(
 
 def _only_invalid_request(build: Any) -> object | None:
     try:
-        return build()
+        made: object = build()
+        return made
     except InvalidRequestError:
         return None
 
@@ -132,14 +134,15 @@ def test_a_config_built_directly_is_checked_too() -> None:
 )
 def test_numbers_a_broker_cannot_carry_are_refused_at_construction(quantity: object, message: str) -> None:
     with pytest.raises(InvalidRequestError, match=message):
-        OrderRequest("AAPL", "buy", quantity)  # type: ignore[arg-type]
+        OrderRequest("AAPL", "buy", quantity)
 
 
 def test_an_empty_client_order_id_is_an_error_not_a_fresh_one() -> None:
-    for build in (
+    builds: list[Callable[[], OrderRequest]] = [
         lambda: OrderRequest.market("AAPL", "buy", 1, client_order_id=""),
         lambda: OrderRequest.limit("AAPL", "buy", 1, "10", client_order_id=""),
-    ):
+    ]
+    for build in builds:
         with pytest.raises(InvalidRequestError, match="client_order_id must be 1-64"):
             build()
     assert copy.copy(to_decimal("0.1", field="x")) == Decimal("0.1")

@@ -24,6 +24,7 @@ from broker_plugins import (
     Capability,
     ConnectionState,
     GatewayBase,
+    Interval,
     InvalidRequestError,
     Limiter,
     PluginError,
@@ -32,7 +33,7 @@ from broker_plugins import (
     RateLimiter,
     StateChange,
 )
-from tests.support.waiting import until
+from tests.support.waiting import state_of, until
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ async def test_a_disconnect_during_connect_ends_closed_and_stays_closed(
     assert gateway.state is ConnectionState.CLOSED
     assert not link._sessions
     await gateway.connect()  # a closed gateway connects again
-    assert gateway.state is ConnectionState.CONNECTED
+    assert state_of(gateway) is ConnectionState.CONNECTED
 
 
 async def test_cancelling_connect_leaves_it_disconnected(
@@ -270,12 +271,12 @@ async def test_each_argument_is_checked_naming_the_field() -> None:
     gateway = MemoryBrokerGateway()
     naive = datetime(2026, 1, 1)
     aware = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    cases: list[tuple[Any, str]] = [
-        (lambda: gateway.get_candles("ACME", "1m", start="yesterday"), "start must be a datetime"),  # type: ignore[arg-type]
-        (lambda: gateway.get_candles("ACME", "1m", start=naive), "start .* has no timezone"),
-        (lambda: gateway.get_candles("ACME", "1m", start=aware, end=aware), "must be after start"),
-        (lambda: gateway.get_candles("ACME", "2m"), "interval must be one of"),
-        (lambda: gateway.get_candles("ACME", "1m", limit=0), "limit must be a whole number"),
+    cases: list[tuple[Any, str]] = [  # text for the interval is what callers may pass: Interval("1m")
+        (lambda: gateway.get_candles("ACME", Interval.M1, start="yesterday"), "start must be a datetime"),  # type: ignore[arg-type]
+        (lambda: gateway.get_candles("ACME", Interval.M1, start=naive), "start .* has no timezone"),
+        (lambda: gateway.get_candles("ACME", Interval.M1, start=aware, end=aware), "must be after start"),
+        (lambda: gateway.get_candles("ACME", "2m"), "interval must be one of"),  # type: ignore[arg-type]
+        (lambda: gateway.get_candles("ACME", Interval.M1, limit=0), "limit must be a whole number"),
         (lambda: gateway.get_quote(""), "symbol must not be empty"),
         (lambda: gateway.get_quote("A" * 500), r"symbol 'AAAA.*\.\.\. is malformed"),
         (lambda: gateway.stream_quotes([]), "at least one symbol"),

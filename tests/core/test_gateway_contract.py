@@ -25,6 +25,7 @@ from broker_plugins import (
     StateChange,
     TimeInForce,
 )
+from tests.support.streams import aclose
 from tests.support.waiting import until
 
 
@@ -59,7 +60,7 @@ async def test_the_memory_gateway_walks_the_whole_contract() -> None:
         assert again == order
         assert await gateway.get_orders() == [order]
         assert (await first).order == order
-        await updates.aclose()
+        await aclose(updates)
         with pytest.raises(NotFoundError):
             await gateway.get_order("missing")
         assert (await gateway.get_balance()).currency == "USD"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from memory_broker import MemoryBackend, MemoryBrokerGateway, MemoryLink
@@ -19,7 +20,7 @@ from broker_plugins import (
 )
 from tests.support.waiting import until
 
-FAST = {
+FAST: dict[str, Any] = {
     "check_interval": 0.02,
     "check_timeout": 0.1,
     "backoff": Backoff(initial=0.01, maximum=0.05),

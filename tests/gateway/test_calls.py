@@ -27,6 +27,8 @@ from grpc_plugin import GrpcBrokerGateway
 from grpc_plugin.bridge import BridgeServer
 from tests.bridge.conftest import RICH, StartBridge
 from tests.gateway.conftest import MakeGateway
+from tests.support.streams import aclose
+from tests.support.waiting import state_of
 
 
 @pytest.fixture
@@ -95,7 +97,7 @@ async def test_trading_and_account_end_to_end(bridge: BridgeServer, gateways: Ma
         update = await asyncio.wait_for(first_update, 5)
         assert update.order.client_order_id == request.client_order_id
         assert update.sequence >= 1
-        await updates.aclose()
+        await aclose(updates)
 
         again = await gateway.place_order(request)  # same client_order_id: the bridge de-duplicates
         assert again.order_id == order.order_id
@@ -218,10 +220,10 @@ async def test_connect_and_disconnect_are_idempotent(bridge: BridgeServer, gatew
     assert gateway.state is ConnectionState.DISCONNECTED
     await gateway.connect()
     await gateway.connect()
-    assert gateway.state is ConnectionState.CONNECTED
+    assert state_of(gateway) is ConnectionState.CONNECTED
     await gateway.disconnect()
     await gateway.disconnect()
-    assert gateway.state is ConnectionState.CLOSED
+    assert state_of(gateway) is ConnectionState.CLOSED
     await gateway.connect()  # a closed gateway may be connected again
     assert (await gateway.get_quote("AAPL")).symbol == "AAPL"
     assert repr(gateway) == f"<GrpcBrokerGateway {bridge.address} connected>"

@@ -52,12 +52,13 @@ def expected_candles(symbol: str, pages: list[market_data_pb2.GetCandlesResponse
     candles = []
     for page in pages:
         for i, when in enumerate(page.open_time_unix_ms):
-            prices = [
+            opened, high, low, close = (
                 exact(c[i], page.price_exponent, price_exponent)
                 for c in (page.open, page.high, page.low, page.close)
-            ]
+            )
             volume = exact(page.volume[i], page.volume_exponent, volume_exponent)
-            candles.append(Candle(symbol, Interval.M5, EPOCH + timedelta(milliseconds=when), *prices, volume))
+            start = EPOCH + timedelta(milliseconds=when)
+            candles.append(Candle(symbol, Interval.M5, start, opened, high, low, close, volume))
     return candles
 
 
@@ -134,6 +135,7 @@ def test_an_empty_range_is_an_empty_series() -> None:
         series = CandleSeries.from_pages("AAPL", Interval.M1, replies)
         assert len(series) == 0
         assert list(series) == []
-        assert series.open_times == series.closes == series.volumes == ()
+        assert series.open_times == ()
+        assert series.closes == series.volumes == ()
         with pytest.raises(IndexError):
             series[0]

@@ -35,12 +35,12 @@ from grpc_plugin._streams import FAULT_ATTEMPTS
 from grpc_plugin.generated.broker.bridge.v1 import (
     common_pb2,
     market_data_pb2,
-    market_data_pb2_grpc,
     trading_pb2,
     trading_pb2_grpc,
 )
 from tests.gateway.conftest import MakeGateway
 from tests.gateway.plain_bridge import PlainBridge
+from tests.support.streams import aclose
 from tests.support.waiting import until
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -71,7 +71,7 @@ def _quote(symbol: str) -> market_data_pb2.Quote:
     )
 
 
-class _Quotes(market_data_pb2_grpc.MarketDataServiceServicer):
+class _Quotes:
     """GetQuote answers (after `refusals`, each RESOURCE_EXHAUSTED with `retry_after_ms`); StreamQuotes
     fails with `stream_failure` on every opening, or sends one batch and then nothing."""
 
@@ -102,7 +102,7 @@ class _Quotes(market_data_pb2_grpc.MarketDataServiceServicer):
         await asyncio.Event().wait()  # then quiet: no data, for as long as the client stays
 
 
-class _Orders(trading_pb2_grpc.TradingServiceServicer):
+class _Orders:
     """PlaceOrder takes `delay` s and creates the order then; GetOrder finds it once created. A quiet
     StreamOrderUpdates. `answer_with` makes every PlaceOrder return that order as a duplicate."""
 
@@ -217,7 +217,7 @@ async def test_a_stock_server_sends_goaway_to_frequent_pings_but_not_to_the_gate
         assert gateway.state is ConnectionState.CONNECTED
         reading.cancel()
         await asyncio.gather(reading, return_exceptions=True)
-        await updates.aclose()
+        await aclose(updates)
     await eager.close()
 
 
@@ -274,7 +274,7 @@ async def test_a_stream_that_is_refused_as_transient_keeps_reopening_at_a_paced_
         assert not reading.done()  # transient: the reader waits, it is not failed
         reading.cancel()
         await asyncio.gather(reading, return_exceptions=True)
-        await stream.aclose()
+        await aclose(stream)
     # Backoff 0.05, 0.1, 0.2, 0.3, 0.3 (less up to 20% jitter) between the first six openings.
     assert elapsed >= 0.7
 

@@ -37,8 +37,14 @@ from grpc_plugin._mapping import (
 )
 from grpc_plugin.generated.broker.bridge.v1 import common_pb2, market_data_pb2, trading_pb2
 
-decimals = st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
-    lambda d: len(d.as_tuple().digits) <= 18 and -30 <= d.as_tuple().exponent <= 30  # type: ignore[operator]
+
+def _carried(value: Decimal) -> bool:
+    exponent = value.as_tuple().exponent
+    return len(value.as_tuple().digits) <= 18 and isinstance(exponent, int) and -30 <= exponent <= 30
+
+
+decimals: st.SearchStrategy[Decimal] = st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+    _carried
 )
 mantissas = st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1)
 exponents = st.integers(min_value=-12, max_value=12)

@@ -6,6 +6,13 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from broker_plugins import ConnectionState, IBrokerGateway
+
+
+def state_of(gateway: IBrokerGateway) -> ConnectionState:
+    """The gateway's state now, read afresh (a checker would keep an earlier assert's narrowing)."""
+    return gateway.state
+
 
 async def until(condition: Callable[[], bool], within: float = 10.0) -> float:
     """Seconds until `condition` holds, polling every 10 ms; fails the test after `within`."""
