@@ -43,7 +43,7 @@ from broker_plugins._errors import (
     UnknownGatewayError,
 )
 from broker_plugins._gateway import HealthStatus, IBrokerGateway, StateChange, StateListener
-from broker_plugins._limiter import Limiter
+from broker_plugins._limiter import CategoryStats, Limiter, LimiterStats, ObservableLimiter
 from broker_plugins._manager import BrokerConnectionManager, ConnectionStatus
 from broker_plugins._ratelimit import CATEGORIES, RateLimit, RateLimiter, RateLimitsSpec
 from broker_plugins._registry import BrokerRegistry
@@ -63,6 +63,7 @@ __all__ = [
     "BrokerUnavailableError",
     "Candle",
     "Capability",
+    "CategoryStats",
     "ConnectionState",
     "ConnectionStateTracker",
     "ConnectionStatus",
@@ -75,8 +76,10 @@ __all__ = [
     "Interval",
     "InvalidRequestError",
     "Limiter",
+    "LimiterStats",
     "NotFoundError",
     "Number",
+    "ObservableLimiter",
     "Order",
     "OrderOutcomeUnknownError",
     "OrderRejectedError",
