@@ -40,6 +40,7 @@ from broker_plugins._errors import (
     PluginError,
     PluginLoadError,
     RateLimitExceededError,
+    SharedBudgetUnavailableError,
     UnknownGatewayError,
 )
 from broker_plugins._gateway import HealthStatus, IBrokerGateway, StateChange, StateListener
@@ -96,6 +97,7 @@ __all__ = [
     "RateLimiter",
     "RateLimitsSpec",
     "RegisterGateway",
+    "SharedBudgetUnavailableError",
     "Side",
     "StateChange",
     "StateListener",
