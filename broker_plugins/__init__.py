@@ -47,6 +47,7 @@ from broker_plugins._gateway import HealthStatus, IBrokerGateway, StateChange, S
 from broker_plugins._limiter import CategoryStats, Limiter, LimiterStats, ObservableLimiter
 from broker_plugins._manager import BrokerConnectionManager, ConnectionStatus
 from broker_plugins._ratelimit import CATEGORIES, RateLimit, RateLimiter, RateLimitsSpec
+from broker_plugins._redis_limiter import RedisRateLimiter
 from broker_plugins._registry import BrokerRegistry
 from broker_plugins._registry_types import GatewayFactory, GatewayInfo, RegisterGateway
 from broker_plugins._state import ConnectionStateTracker
@@ -96,6 +97,7 @@ __all__ = [
     "RateLimitExceededError",
     "RateLimiter",
     "RateLimitsSpec",
+    "RedisRateLimiter",
     "RegisterGateway",
     "SharedBudgetUnavailableError",
     "Side",

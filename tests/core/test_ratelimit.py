@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import itertools
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -41,20 +40,10 @@ from tests.core.broken_limiters import (
     TakesBeforeWaiting,
 )
 from tests.support.virtual_time import virtual_time
+from tests.support.windows import gaps, most_in_any_window
 
 REAL_CLOCK_TOLERANCE = 0.001
 EXACT = 1e-6  # virtual time: only the loop's nanosecond ticks separate a grant from its due time
-
-
-def most_in_any_window(times: Sequence[float], period: float, tolerance: float = 0.0) -> int:
-    """The largest number of `times` inside any half-open window of `period` (less `tolerance`) seconds."""
-    ordered = sorted(times)
-    most = first = 0
-    for last, t in enumerate(ordered):
-        while t - ordered[first] >= period - tolerance:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 def loose(value: object) -> Any:
@@ -322,11 +311,6 @@ async def test_the_refusal_check_catches_a_limiter_deaf_to_refusals() -> None:
 
 
 # -- smooth pacing (aiolimiter) --------------------------------------------------------------------
-
-
-def gaps(times: Sequence[float]) -> list[float]:
-    ordered = sorted(times)
-    return [later - earlier for earlier, later in itertools.pairwise(ordered)]
 
 
 def check_evenly_spaced(granted: list[float], interval: float) -> None:
