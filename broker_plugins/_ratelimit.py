@@ -170,6 +170,7 @@ class RateLimiter:
         self._limits = parsed
         self._clock = clock
         self._arrivals = itertools.count()
+        self._waiting = 0  # callers in every queue
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def limits_for(self, category: str) -> tuple[RateLimit, ...]:
@@ -178,7 +179,9 @@ class RateLimiter:
 
     async def acquire(self, category: str) -> None:
         """Wait until a call in `category` is allowed by every limit on it, and take the permit."""
-        line = self._line(category)
+        line = self._lines.get(category)
+        if line is None:
+            raise unknown_category(category)
         if not line.limits:
             line.record.granted(0.0)
             return
@@ -186,13 +189,11 @@ class RateLimiter:
         if self._loop is not loop:
             self._bind(loop)
         now = self._clock()
-        if (
-            not line.queue
-            and line.held_until <= now
-            and self._earlier_rival(line, math.inf, now, loop) is None
-            and line.grant(now, loop)
-        ):
-            line.record.granted(0.0)
+        # Nobody waits anywhere (so no head of another category was first): decide at once.
+        if not self._waiting and line.held_until <= now and line.grant(now, loop):
+            record = line.record  # inlined CategoryRecord.granted(0.0): this is the hot path
+            record.permits += 1
+            record.waits.append(0.0)
             return
         await self._wait_in_line(loop, line, now)
 
@@ -222,6 +223,7 @@ class RateLimiter:
         ticket, turn = place
         queue = line.queue
         queue.append(place)
+        self._waiting += 1
         try:
             if queue[0] is not place:
                 await turn
@@ -244,6 +246,7 @@ class RateLimiter:
                     queue[0][1].set_result(None)
             else:
                 queue.remove(place)
+            self._waiting -= 1
         line.record.granted(self._clock() - started)
 
     def _earlier_rival(
@@ -292,6 +295,7 @@ class RateLimiter:
         for line in self._lines.values():
             line.queue.clear()
             line.alarm = None
+        self._waiting = 0
         for pacer in self._pacers:
             pacer.bind(loop)
 
