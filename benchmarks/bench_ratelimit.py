@@ -1,65 +1,85 @@
-"""Overhead of one permit when capacity is available: RateLimiter next to a bare aiolimiter.
+"""Overhead of one permit when capacity is available: the limiters next to a bare aiolimiter.
 
-    python -m benchmarks.bench_ratelimit [--permits N] [--rounds R] [--json PATH]
+    python -m benchmarks.bench_ratelimit [--permits N] [--rounds R] [--no-redis] [--json PATH]
 
-Limits are set far above what the run can reach, so nothing ever waits: this measures bookkeeping.
-Each variant runs `rounds` times in alternation; the best round counts (least disturbed by the machine).
+Limits are set far above what the run can reach, so nothing ever waits: this measures bookkeeping
+(and, for RedisRateLimiter, one round trip to a redis-server of the benchmark's own on a unix
+socket, which it makes per permit). Variants run `rounds` times in alternation; the best round counts
+(least disturbed by the machine). The Redis variant takes 1/50 of the permits: it is that much slower.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from aiolimiter import AsyncLimiter
 
-from broker_plugins import RateLimit, RateLimiter
+from broker_plugins import RateLimit, RateLimiter, RedisRateLimiter
 
 HUGE = 10**12
+REDIS_SHARE = 50  # the Redis variant runs permits / REDIS_SHARE permits
+
+Acquire = Callable[[], Awaitable[None]]
 
 
 async def _noop() -> None:
     return None
 
 
-def variants() -> dict[str, Callable[[], Callable[[], Awaitable[None]]]]:
-    def bare_aiolimiter() -> Callable[[], Awaitable[None]]:
-        return AsyncLimiter(HUGE, 1).acquire
+def variants(
+    redis_url: str | None,
+) -> dict[str, Callable[[], contextlib.AbstractAsyncContextManager[Acquire]]]:
+    @contextlib.asynccontextmanager
+    async def plain(acquire: Acquire) -> AsyncIterator[Acquire]:
+        yield acquire
 
-    def one_window() -> Callable[[], Awaitable[None]]:
-        limiter = RateLimiter(RateLimit(HUGE, 1))
-        return lambda: limiter.acquire("market_data")
+    def limiter(limits: RateLimit | dict[str, RateLimit | list[RateLimit]]) -> Acquire:
+        built = RateLimiter(limits)
+        return lambda: built.acquire("market_data")
 
-    def three_windows() -> Callable[[], Awaitable[None]]:
-        limiter = RateLimiter(
-            {"market_data": [RateLimit(HUGE, 1), RateLimit(HUGE, 3600)], "*": RateLimit(HUGE, 1)}
-        )
-        return lambda: limiter.acquire("market_data")
+    @contextlib.asynccontextmanager
+    async def redis() -> AsyncIterator[Acquire]:
+        assert redis_url is not None
+        async with RedisRateLimiter(
+            redis_url, RateLimit(HUGE, 1), budget=f"bench-{time.monotonic_ns()}"
+        ) as shared:
+            yield lambda: shared.acquire("market_data")
 
-    return {
-        "empty coroutine": lambda: _noop,
-        "aiolimiter.AsyncLimiter.acquire": bare_aiolimiter,
-        "RateLimiter.acquire, 1 window": one_window,
-        "RateLimiter.acquire, 3 windows": three_windows,
+    found: dict[str, Callable[[], contextlib.AbstractAsyncContextManager[Acquire]]] = {
+        "empty coroutine": lambda: plain(_noop),
+        "aiolimiter.AsyncLimiter.acquire": lambda: plain(AsyncLimiter(HUGE, 1).acquire),
+        "RateLimiter.acquire, 1 window": lambda: plain(limiter(RateLimit(HUGE, 1))),
+        "RateLimiter.acquire, 3 windows": lambda: plain(
+            limiter({"market_data": [RateLimit(HUGE, 1), RateLimit(HUGE, 3600)], "*": RateLimit(HUGE, 1)})
+        ),
+        "RateLimiter.acquire, paced": lambda: plain(limiter(RateLimit(HUGE, 1, paced=True))),
     }
+    if redis_url is not None:
+        found["RedisRateLimiter.acquire, 1 window"] = redis
+    return found
 
 
-async def _time(acquire: Callable[[], Awaitable[None]], permits: int) -> float:
+async def _time(acquire: Acquire, permits: int) -> float:
     started = time.perf_counter()
     for _ in range(permits):
         await acquire()
     return (time.perf_counter() - started) / permits
 
 
-async def run(permits: int, rounds: int) -> dict[str, float]:
+async def run(permits: int, rounds: int, redis_url: str | None) -> dict[str, float]:
     best: dict[str, float] = {}
     for _ in range(rounds):
-        for name, build in variants().items():
-            per_permit = await _time(build(), permits)
+        for name, build in variants(redis_url).items():
+            count = permits // REDIS_SHARE if name.startswith("Redis") else permits
+            async with build() as acquire:
+                await acquire()  # connected, warmed up
+                per_permit = await _time(acquire, count)
             best[name] = min(best.get(name, per_permit), per_permit)
     return best
 
@@ -68,13 +88,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--permits", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-redis", action="store_true", help="skip RedisRateLimiter (no redis-server)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
-    best = asyncio.run(run(args.permits, args.rounds))
+    with contextlib.ExitStack() as stack:
+        redis_url = None
+        if not args.no_redis:
+            from benchmarks._redis import redis_server  # noqa: PLC0415 - only when asked for
+
+            redis_url = stack.enter_context(redis_server())
+        best = asyncio.run(run(args.permits, args.rounds, redis_url))
     bare = best["aiolimiter.AsyncLimiter.acquire"]
-    print(f"{'variant':34} {'ns/permit':>10} {'vs aiolimiter':>14}")
+    print(f"{'variant':38} {'ns/permit':>10} {'vs aiolimiter':>14}")
     for name, seconds in best.items():
-        print(f"{name:34} {seconds * 1e9:10.0f} {seconds / bare:13.2f}x")
+        print(f"{name:38} {seconds * 1e9:10.0f} {seconds / bare:13.2f}x")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         figures = {
