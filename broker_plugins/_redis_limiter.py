@@ -15,12 +15,13 @@ from its category's windows and the shared ones in one atomic step (pyrate puts 
 turn); its timestamps come from each client's own clock; and its waiters sleep and retry, so the
 process that retries first wins (the starvation of issue 13). `limits` only has whole-second windows.
 
-**Fair across processes.** Each process that has callers waiting in a category holds one place in
-a line in Redis; a grant goes to the place at the head (or further back only while enough permits
-are free for everyone ahead), and a process served goes to the back. So processes saturating one
-budget take turns: each gets an equal share, whatever its own number of callers (FIFO among
-processes; FIFO among a process's own callers). A place lapses when its process stops asking for
-`GRACE` seconds past the time it was told to come back (a process killed, or stalled).
+**Fair across processes.** Each process with callers waiting in a category holds one place in a
+line in Redis, and the line is served in rounds: a process takes its next permit only once every
+process ahead of it in the round has had as many (ties in the order they joined; one that joins
+starts level with the least served). So processes saturating one budget get equal shares, whatever
+their own number of callers, also when a whole window of permits frees up at once; a process's own
+callers are served in arrival order. A place lapses when its process stops asking for `GRACE`
+seconds past the time it was told to come back (a process killed, or stalled).
 
 **While Redis is unreachable** no permit is granted: `acquire` fails with
 `SharedBudgetUnavailableError` (within about twice `timeout`), nothing is sent, and `stats()` says
@@ -302,6 +303,11 @@ class RedisRateLimiter:
                         granted_at, wait = await self._decide(line)
                     except BrokerError as error:
                         _fail_waiters(line, error)
+                        continue
+                    except Exception as error:  # noqa: BLE001 - a bug must fail the callers, not strand them
+                        _log.exception("shared rate budget %r: deciding failed", self._budget)
+                        failed = f"the shared rate budget {self._budget!r} failed ({type(error).__name__})"
+                        _fail_waiters(line, SharedBudgetUnavailableError(failed))
                         continue
                     if granted_at is not None:
                         self._hand_over(line, granted_at)

@@ -32,6 +32,7 @@ from broker_plugins import (
     RateLimiter,
     RateLimitsSpec,
 )
+from broker_plugins._pacing import Pacer
 from tests.core.broken_limiters import (
     BurstyBucket,
     EveryHeadForItself,
@@ -557,3 +558,16 @@ def test_a_paced_limit_says_so() -> None:
         == "<RateLimiter trading: 5 per 1s, paced>"
     )
     assert RateLimit(5, 1) != RateLimit(5, 1, paced=True)
+
+
+@virtual_time
+async def test_a_paced_permit_is_taken_at_once_or_not_at_all() -> None:
+    # RateLimiter asks the bucket first; were aiolimiter ever to wait inside acquire() anyway, the
+    # permit would go out late, past the other limits' check: take() refuses instead.
+    pacer = Pacer(RateLimit(1, 100.0, paced=True), margin=0.0)
+    pacer.bind(asyncio.get_running_loop())
+    assert pacer.has_capacity(now())
+    pacer.take(now())
+    assert not pacer.has_capacity(now())
+    with pytest.raises(RuntimeError, match="suspended an acquire"):
+        pacer.take(now())

@@ -70,7 +70,7 @@ def check_fair_shares(seen: Sequence[tuple[str, float]], processes: int, period:
     That is from one period after the last process got its first call through: until then the
     first ones to start had the budget to themselves.
     """
-    firsts = {}
+    firsts: dict[str, float] = {}
     for account, at in seen:
         firsts.setdefault(account, at)
     assert len(firsts) == processes, f"only {sorted(firsts)} got any calls through"
@@ -177,7 +177,9 @@ async def spend_in_process(
     channels = [grpc.aio.insecure_channel(bridge.address) for _ in limiters]
     request = market_data_pb2.GetQuoteRequest(symbol="005930")
 
-    async def caller(index: int, limiter: Limiter, stub: market_data_pb2_grpc.MarketDataServiceStub) -> None:
+    async def caller(
+        index: int, limiter: Limiter, stub: market_data_pb2_grpc.MarketDataServiceAsyncStub
+    ) -> None:
         metadata = (("authorization", f"Bearer token-{index}"),)
         while True:
             await limiter.acquire("market_data")

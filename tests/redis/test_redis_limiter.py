@@ -91,7 +91,7 @@ async def test_the_budget_check_catches_limiters_that_do_not_share(limiters: Mak
 
 
 async def test_several_windows_per_category_and_the_shared_budget_hold(limiters: MakeLimiter) -> None:
-    limits: RateLimitsSpec = {
+    limits: dict[str, RateLimit | list[RateLimit]] = {
         "market_data": RateLimit(5, 0.2),
         "trading": RateLimit(2, 0.2),
         "account": [RateLimit(2, 0.1), RateLimit(4, 0.4)],
@@ -422,6 +422,7 @@ async def test_a_category_without_limits_needs_no_redis(own_redis_server: RedisS
         ("redis://localhost", {"timeout": 0}, "timeout must be a positive number"),
         ("redis://localhost", {"password": ""}, "password must be a non-empty string"),
         ("redis://localhost", {"margin": -1}, "margin must be a finite number"),
+        (None, {}, "the Redis URL must be a string"),
     ],
 )
 def test_bad_settings_are_refused_without_echoing_the_url(
@@ -446,3 +447,67 @@ def test_the_core_imports_without_redis_and_says_what_to_install() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert "pip install 'broker-plugins[redis]'" in done.stdout
+
+
+class CancelsTheFirstAsItIsGranted(RedisRateLimiter):
+    """Cancels the caller it just handed a grant to, before that caller runs again."""
+
+    victim: asyncio.Task[None] | None = None
+
+    def _hand_over(self, line: Any, granted_at: int) -> None:
+        super()._hand_over(line, granted_at)
+        if self.victim is not None:
+            self.victim.cancel()
+            self.victim = None
+
+
+async def test_a_grant_whose_caller_was_cancelled_on_arrival_goes_to_the_next(
+    redis_server: RedisServer, budget: str
+) -> None:
+    limiter = CancelsTheFirstAsItIsGranted(redis_server.url, RateLimit(5, 10.0), budget=budget)
+    store: Any = redis_server.client()
+    try:
+        first = asyncio.create_task(limiter.acquire("trading"))
+        await asyncio.sleep(0)  # first in line
+        second = asyncio.create_task(limiter.acquire("trading"))
+        limiter.victim = first
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await second
+        await until(lambda: idle(limiter))
+        # One permit taken in Redis, used by the second caller; a new decision would have made two.
+        assert store.llen(f"broker-plugins:{{{budget}}}:shared:w0") == 1
+        assert limiter.stats().category("trading").permits_granted == 1
+    finally:
+        store.close()
+        await limiter.aclose()
+
+
+async def test_a_refusal_noted_outside_a_loop_holds_back_this_process(limiters: MakeLimiter) -> None:
+    limiter = limiters(RateLimit(100, 1.0))
+    started = time.monotonic()
+    await asyncio.to_thread(limiter.note_refusal, "account", 0.3)  # no running loop in that thread
+    await limiter.acquire("account")
+    assert time.monotonic() - started >= 0.3
+    assert limiter.stats().category("account").last_retry_after == 0.3
+
+
+async def test_a_limiter_serves_one_event_loop_until_it_is_closed(limiters: MakeLimiter) -> None:
+    limiter = limiters(RateLimit(100, 1.0))
+    await limiter.acquire("trading")
+    with pytest.raises(RuntimeError, match="in use by another event loop"):
+        await asyncio.to_thread(asyncio.run, limiter.acquire("trading"))
+
+
+class MisreadsRedis(RedisRateLimiter):
+    async def _decide(self, line: Any) -> tuple[int | None, float]:
+        raise ValueError("a reply it could not read")
+
+
+async def test_a_bug_in_deciding_fails_the_callers_instead_of_stranding_them(
+    redis_server: RedisServer, budget: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with MisreadsRedis(redis_server.url, RateLimit(5, 1.0), budget=budget) as limiter:
+        with pytest.raises(SharedBudgetUnavailableError, match=r"failed \(ValueError\)"):
+            await asyncio.wait_for(limiter.acquire("trading"), 10)
+    assert "deciding failed" in caplog.text
