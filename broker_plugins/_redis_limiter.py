@@ -76,10 +76,10 @@ __all__ = ["GRACE", "RedisRateLimiter"]
 _log = logging.getLogger("broker_plugins.ratelimit")
 
 GRACE = 1.0
-"""Seconds a process keeps its place in line past the time it was told to come back."""
+"""Seconds a process keeps its place in line past the time it was told to come back, or past its
+last permit when no caller of it waits."""
 
 _POLL = 0.25  # a waiting process asks again at least this often: places ahead may have lapsed
-_LINGER = 0.05  # how long a process keeps its place in line once nobody in it waits
 _US = 1_000_000
 
 
@@ -314,9 +314,10 @@ class RedisRateLimiter:
                     else:
                         await self._pause(line, min(wait, _POLL))
                 if line.ticketed:
-                    # A caller that just got its permit usually asks again at once: keep the place
-                    # (and the turns counted on it) a moment before giving it up.
-                    await self._pause(line, _LINGER)
+                    # A caller that just got its permit usually asks again soon: keep the place
+                    # (and the turns counted on it) as long as its lease, so that a busy process
+                    # does not leave and join again level with the least served.
+                    await self._pause(line, GRACE)
                     if line.queue:
                         continue
                     line.ticketed = False

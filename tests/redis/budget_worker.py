@@ -6,7 +6,7 @@
 The bridge token comes from the environment (never on a command line). Prints `ready` once its
 channel is up and starts on a `go` line on stdin; prints `unavailable` when a permit first fails
 (Redis unreachable) and `available` when one is granted again; on a `stop` line it stops and prints
-one JSON line: {"calls": sent, "unavailable": failed permits}.
+one JSON line: {"calls": sent, "unavailable": failed permits, "permits": granted}.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ async def serve(args: argparse.Namespace) -> None:
     for task in callers:
         task.cancel()
     await asyncio.gather(*callers, return_exceptions=True)
+    counts["permits"] = limiter.stats().category("market_data").permits_granted
     await limiter.aclose()
     await channel.close()
     say(json.dumps(counts))

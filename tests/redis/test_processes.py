@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -64,18 +66,20 @@ def check_budget_at_bridge(seen: Sequence[tuple[str, float]], limit: RateLimit) 
     )
 
 
-def check_fair_shares(seen: Sequence[tuple[str, float]], processes: int, period: float) -> None:
+def check_fair_shares(
+    seen: Sequence[tuple[str, float]], processes: int, period: float, until: float = math.inf
+) -> None:
     """Each process's share of the calls made while all of them saturated the budget.
 
-    That is from one period after the last process got its first call through: until then the
-    first ones to start had the budget to themselves.
+    That is from one period after the last process got its first call through (until then the
+    first ones to start had the budget to themselves) to `until`, when they were told to stop.
     """
     firsts: dict[str, float] = {}
     for account, at in seen:
         firsts.setdefault(account, at)
     assert len(firsts) == processes, f"only {sorted(firsts)} got any calls through"
     since = max(firsts.values()) + period
-    counts = Counter(account for account, at in seen if at >= since)
+    counts = Counter(account for account, at in seen if since <= at < until)
     total = sum(counts.values())
     shares = {account: counts[account] / total for account in sorted(firsts)}
     low, high = 0.8 / processes, 1.2 / processes  # 20% to 30% of the budget for four
@@ -121,7 +125,7 @@ class Worker:
         self.process.stdin.write(f"{line}\n".encode())
 
     async def finish(self) -> dict[str, int]:
-        self.send("stop")
+        """Its counts, once it stopped (send `stop` to every worker first, so that none runs alone)."""
         await asyncio.wait_for(self.process.wait(), LINE_TIMEOUT)
         await self._reading
         assert self.process.returncode == 0, f"worker exited with {self.process.returncode}: {self.lines}"
@@ -131,6 +135,14 @@ class Worker:
     def kill(self) -> None:
         if self.process.returncode is None:
             self.process.kill()
+
+
+async def finish(workers: Sequence[Worker]) -> tuple[float, list[dict[str, int]]]:
+    """Stop every worker at once: when they were told to, and their counts."""
+    for worker in workers:
+        worker.send("stop")
+    stopped = time.monotonic()
+    return stopped, [await worker.finish() for worker in workers]
 
 
 async def start_workers(count: int, redis: RedisServer, budget: str, limit: str, target: str) -> list[Worker]:
@@ -161,10 +173,10 @@ async def test_four_processes_on_one_redis_budget_keep_it_at_the_bridge_and_shar
     for worker in workers:
         worker.send("go")
     await until(lambda: len(arrivals(bridge)) >= 120, within=30)  # about 3 s at 20 per 0.5 s
-    results = [await worker.finish() for worker in workers]
+    stopped, results = await finish(workers)
     seen = arrivals(bridge)
     check_budget_at_bridge(seen, limit)
-    check_fair_shares(seen, 4, limit.period)
+    check_fair_shares(seen, 4, limit.period, until=stopped)
     # Every call the workers completed reached the bridge; a few more were in flight when they stopped.
     assert 0 <= len(seen) - sum(result["calls"] for result in results) <= 4 * 4
     assert all(result["unavailable"] == 0 for result in results)
@@ -236,7 +248,7 @@ async def test_redis_restarted_under_three_processes_the_budget_holds_at_the_bri
     await until(lambda: all(worker.said("available") for worker in workers), within=30)
     await until(lambda: len(arrivals(bridge)) >= restarted_at + 15, within=30)
 
-    results = [await worker.finish() for worker in workers]
+    _, results = await finish(workers)
     seen = arrivals(bridge)
     # Redis came back empty: the processes that knew the budget held every window for a period.
     check_budget_at_bridge(seen, limit)

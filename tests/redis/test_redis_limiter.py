@@ -193,13 +193,15 @@ async def test_a_cancelled_waiter_takes_nothing(
     store.close()
 
     # Cancelled while its decision is on the wire: the grant comes back with nobody to take it.
-    assert await cancelled_on_the_wire(limiter, redis_server, budget) == []
+    # (A long window, so that Redis still holds every grant when the limiter is done with it.)
+    on_the_wire = limiters(RateLimit(2, 30.0), budget=f"{budget}-wire")
+    assert await cancelled_on_the_wire(on_the_wire, redis_server, f"{budget}-wire") == []
 
 
 async def test_the_cancellation_check_catches_a_limiter_that_keeps_unclaimed_grants(
     limiters: MakeLimiter, redis_server: RedisServer, budget: str
 ) -> None:
-    limiter = KeepsUnclaimedGrants(redis_server.url, RateLimit(2, 0.3), budget=budget, margin=MARGIN)
+    limiter = KeepsUnclaimedGrants(redis_server.url, RateLimit(2, 30.0), budget=budget, margin=MARGIN)
     try:
         assert len(await cancelled_on_the_wire(limiter, redis_server, budget)) == 1
     finally:
