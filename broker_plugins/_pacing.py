@@ -9,7 +9,10 @@ first one finds the level at least k - 1 - r*t after t seconds, so k < C + r*P i
 seconds. With C = N and r = N/P that is up to 2N - 1 calls (the burst, then the drain); with C = 1 and
 r = N/P it is fewer than N + 1: exactly N, at the full sustained rate, with the calls P/N apart. The
 price is latency: a burst of k calls waits (k - 1) * P/N for its last permit, where the sliding window
-of `RateLimiter` sends all N at once.
+of `RateLimiter` sends all N at once. And the spacing is counted from each permit as it was taken:
+on a real clock a waiter wakes a little late (asyncio's timers fire to about a millisecond), so at
+saturation pacing reaches about T / (T + that delay) of the rate, T being P/N (exactly 100% on
+virtual time, and a few percent less at short intervals on a busy machine).
 
 The bucket is aiolimiter's; `RateLimiter` asks it `has_capacity()` together with its other limits and
 takes the permit from all of them at one instant, so a paced limit combines exactly with the others
