@@ -132,8 +132,9 @@ class RateLimiter:
     """Grants permits per category so that no `RateLimit` is ever exceeded in any window.
 
     Every call a gateway makes first awaits `acquire(category)`. Waiters of one category are served
-    first-come first-served; a waiter cancelled while waiting takes nothing. Several limits on one
-    category (per second and per hour) all hold at once; the `"*"` limits are shared by all of them.
+    first-come first-served, and so are the categories' first waiters for the shared `"*"` limits;
+    a waiter cancelled while waiting takes nothing. Several limits on one category (per second and
+    per hour) all hold at once.
 
     `margin` widens every window by that many seconds, to absorb network jitter between this limiter
     and the broker's own clock when the broker enforces the same limits.
