@@ -103,22 +103,33 @@ class CategoryRecord:
 
     def __init__(self) -> None:
         self.permits = 0
-        self.waits: deque[float] = deque(maxlen=WAIT_SAMPLES)
+        # (permit number, seconds) of the latest permits that waited at all: most go at once, and
+        # those are only counted, so that the hot path does one addition.
+        self.waits: deque[tuple[int, float]] = deque(maxlen=WAIT_SAMPLES)
         self.last_refusal_at: datetime.datetime | None = None
         self.last_retry_after: float | None = None
 
     def granted(self, waited: float) -> None:
         self.permits += 1
-        self.waits.append(waited)
+        if waited > 0.0:
+            self.waits.append((self.permits, waited))
 
     def refused(self, retry_after: float | None, at: datetime.datetime | None = None) -> None:
         self.last_refusal_at = at or datetime.datetime.now(datetime.timezone.utc)
         self.last_retry_after = retry_after
 
     def snapshot(
-        self, category: str, limits: tuple[RateLimit, ...], *, waiters: int, held_for: float
+        self,
+        category: str,
+        limits: tuple[RateLimit, ...],
+        *,
+        waits: int = WAIT_SAMPLES,
+        waiters: int,
+        held_for: float,
     ) -> CategoryStats:
-        ordered = sorted(self.waits)
+        latest = min(self.permits, waits)
+        waited = sorted(seconds for number, seconds in self.waits if number > self.permits - latest)
+        ordered = [0.0] * (latest - len(waited)) + waited
         return CategoryStats(
             category=category,
             limits=limits,

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -26,9 +24,9 @@ import pytest
 from broker_plugins import Limiter, RateLimit, RateLimiter
 from grpc_plugin.bridge import BridgeConfig, BridgeServer
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2, market_data_pb2_grpc
+from tests.redis.checks import check_budget_at_bridge, check_fair_shares
 from tests.redis.conftest import RedisServer
 from tests.support.waiting import until
-from tests.support.windows import most_in_any_window
 
 pytestmark = pytest.mark.slow
 
@@ -56,34 +54,6 @@ def arrivals(bridge: BridgeServer) -> list[tuple[str, float]]:
         for record in bridge.requests
         if record.method == "GetQuote" and record.rejected is None
     ]
-
-
-def check_budget_at_bridge(seen: Sequence[tuple[str, float]], limit: RateLimit) -> None:
-    allowance = 0.010 + 0.1 * limit.period
-    most = most_in_any_window([at for _, at in seen], limit.period, allowance)
-    assert most <= limit.max_calls, (
-        f"{most} calls reached the bridge within {limit.period - allowance:.3f} s, limit {limit.max_calls}"
-    )
-
-
-def check_fair_shares(
-    seen: Sequence[tuple[str, float]], processes: int, period: float, until: float = math.inf
-) -> None:
-    """Each process's share of the calls made while all of them saturated the budget.
-
-    That is from one period after the last process got its first call through (until then the
-    first ones to start had the budget to themselves) to `until`, when they were told to stop.
-    """
-    firsts: dict[str, float] = {}
-    for account, at in seen:
-        firsts.setdefault(account, at)
-    assert len(firsts) == processes, f"only {sorted(firsts)} got any calls through"
-    since = max(firsts.values()) + period
-    counts = Counter(account for account, at in seen if since <= at < until)
-    total = sum(counts.values())
-    shares = {account: counts[account] / total for account in sorted(firsts)}
-    low, high = 0.8 / processes, 1.2 / processes  # 20% to 30% of the budget for four
-    assert all(low <= share <= high for share in shares.values()), f"shares {shares} of {total} calls"
 
 
 class Worker:

@@ -29,6 +29,7 @@ from broker_plugins import (
     RedisRateLimiter,
     SharedBudgetUnavailableError,
 )
+from tests.redis.checks import check_fair_shares
 from tests.redis.conftest import RedisServer
 from tests.support.waiting import until
 from tests.support.windows import gaps, most_in_any_window
@@ -117,9 +118,7 @@ async def test_processes_take_turns_and_a_process_serves_its_callers_in_order(li
     runs = await asyncio.gather(
         *(saturate(limiter, "trading", n, 1.5) for limiter, n in zip(four, (12, 4, 2, 1), strict=True))
     )
-    total = sum(map(len, runs))
-    shares = [len(run) / total for run in runs]
-    assert all(0.2 <= share <= 0.3 for share in shares), f"shares {shares}"
+    check_fair_shares([(f"limiter-{index}", t) for index, run in enumerate(runs) for t in run], 4, 0.25)
     assert most_in_any_window([t for run in runs for t in run], 0.25, TOLERANCE) <= 8
 
     order: list[int] = []
