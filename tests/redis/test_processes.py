@@ -2,9 +2,10 @@
 reference bridge (in this process, budget off) that records every call's arrival and its account.
 
 Each worker process (`tests/redis/budget_worker.py`) has its own bridge token, so the bridge says
-which process sent what. Limiters get a margin of 20 ms, and windows are counted at the bridge 10 ms
-plus 10% short (as the conformance suite counts them): permits granted a window apart reach the
-bridge a little closer together than that.
+which process sent what. Limiters get a margin of 100 ms, and windows are counted at the bridge
+10 ms plus 10% short (as the conformance suite counts them): permits granted a window apart reach
+the bridge closer together than that when a process is descheduled on a busy machine (the broken
+limiters below overshoot by whole multiples of the limit, so the slack hides nothing).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tests.support.waiting import until
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-MARGIN = 0.02
+MARGIN = 0.1
 PROCESSES = 8  # bridge accounts available to workers
 LINE_TIMEOUT = 60.0  # a worker starts (imports grpc, redis) in well under this, even on a busy machine
 
