@@ -4,7 +4,11 @@ A host asks a `BrokerRegistry` for a gateway by name and programs against `IBrok
 plugins provide gateways through the `register_broker_gateways` hook.
 """
 
+import logging
+
 from broker_plugins._backoff import Backoff
+from broker_plugins._base import GatewayBase
+from broker_plugins._checks import check_symbol, to_decimal
 from broker_plugins._entities import (
     Balance,
     Candle,
@@ -15,8 +19,6 @@ from broker_plugins._entities import (
     OrderUpdate,
     Position,
     Quote,
-    check_symbol,
-    to_decimal,
 )
 from broker_plugins._enums import (
     Capability,
@@ -30,6 +32,7 @@ from broker_plugins._enums import (
 from broker_plugins._errors import (
     AuthenticationError,
     BrokerError,
+    BrokerInternalError,
     BrokerTimeoutError,
     BrokerUnavailableError,
     DuplicateGatewayError,
@@ -46,12 +49,16 @@ from broker_plugins._errors import (
 from broker_plugins._gateway import HealthStatus, IBrokerGateway, StateChange, StateListener
 from broker_plugins._limiter import CategoryStats, Limiter, LimiterStats, ObservableLimiter
 from broker_plugins._manager import BrokerConnectionManager, ConnectionStatus
+from broker_plugins._options import GatewayOption
 from broker_plugins._ratelimit import CATEGORIES, RateLimit, RateLimiter, RateLimitsSpec
 from broker_plugins._redis_limiter import RedisRateLimiter
 from broker_plugins._registry import BrokerRegistry
 from broker_plugins._registry_types import GatewayFactory, GatewayInfo, RegisterGateway
 from broker_plugins._state import ConnectionStateTracker
 from broker_plugins.hookspecs import hookimpl, hookspec
+
+# A library reports through `logging` and leaves the handlers to the host.
+logging.getLogger("broker_plugins").addHandler(logging.NullHandler())
 
 __all__ = [
     "CATEGORIES",
@@ -60,6 +67,7 @@ __all__ = [
     "Balance",
     "BrokerConnectionManager",
     "BrokerError",
+    "BrokerInternalError",
     "BrokerRegistry",
     "BrokerTimeoutError",
     "BrokerUnavailableError",
@@ -70,8 +78,10 @@ __all__ = [
     "ConnectionStateTracker",
     "ConnectionStatus",
     "DuplicateGatewayError",
+    "GatewayBase",
     "GatewayFactory",
     "GatewayInfo",
+    "GatewayOption",
     "HealthStatus",
     "IBrokerGateway",
     "Instrument",

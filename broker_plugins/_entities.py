@@ -7,15 +7,15 @@ build them from already-checked replies, and they stay plain so that mapping 100
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TypeVar
 
 import attrs
 
+from broker_plugins._checks import check_positive, check_symbol
 from broker_plugins._enums import Interval, OrderStatus, OrderType, Side, TimeInForce
 from broker_plugins._errors import InvalidRequestError
 
@@ -29,58 +29,13 @@ __all__ = [
     "OrderUpdate",
     "Position",
     "Quote",
-    "check_symbol",
-    "to_decimal",
 ]
 
-_SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:^=-]{0,31}")
 _CLIENT_ORDER_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 Number = Decimal | int | str | float
 """What callers may give for a price or quantity; stored as an exact `Decimal`."""
 _E = TypeVar("_E", Side, OrderType, TimeInForce)
-
-
-def to_decimal(value: object, *, field: str) -> Decimal:
-    """Convert a caller's number to an exact, finite `Decimal`, or raise `InvalidRequestError`.
-
-    A float is taken as the shortest text that round-trips (`0.1` becomes `Decimal("0.1")`, not the
-    binary approximation), which is what the caller typed.
-    """
-    if isinstance(value, Decimal):
-        number = value
-    elif isinstance(value, bool):
-        raise InvalidRequestError(f"{field} must be a number, got a bool")
-    elif isinstance(value, int):
-        number = Decimal(value)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidRequestError(f"{field} must be a finite number, got {value!r}")
-        number = Decimal(repr(value))
-    elif isinstance(value, str):
-        try:
-            number = Decimal(value.strip())
-        except InvalidOperation:
-            raise InvalidRequestError(f"{field} must be a number, got {value!r}") from None
-    else:
-        raise InvalidRequestError(f"{field} must be a number, got {type(value).__name__}")
-    if not number.is_finite():
-        raise InvalidRequestError(f"{field} must be a finite number, got {value!r}")
-    return number
-
-
-def check_symbol(symbol: object) -> str:
-    """Return `symbol` if it is a well-formed instrument code, or raise `InvalidRequestError`."""
-    if not isinstance(symbol, str):
-        raise InvalidRequestError(f"symbol must be a string, got {type(symbol).__name__}")
-    if not symbol:
-        raise InvalidRequestError("symbol must not be empty")
-    if _SYMBOL.fullmatch(symbol) is None:
-        raise InvalidRequestError(
-            f"symbol {symbol!r} is malformed: use 1-32 letters, digits or . _ / : ^ = -, "
-            "starting with a letter or digit"
-        )
-    return symbol
 
 
 def _known_member(enum_type: type[_E], field: str, value: object) -> _E:
@@ -106,19 +61,12 @@ def _to_time_in_force(value: object) -> TimeInForce:
     return _known_member(TimeInForce, "time_in_force", value)
 
 
-def _positive(value: object, field: str) -> Decimal:
-    number = to_decimal(value, field=field)
-    if number <= 0:
-        raise InvalidRequestError(f"{field} must be greater than zero, got {number}")
-    return number
-
-
 def _to_quantity(value: object) -> Decimal:
-    return _positive(value, "quantity")
+    return check_positive(value, "quantity")
 
 
 def _to_price(value: object) -> Decimal | None:
-    return None if value is None else _positive(value, "price")
+    return None if value is None else check_positive(value, "price")
 
 
 def _check_client_order_id(_instance: object, _attribute: object, value: object) -> None:
@@ -188,7 +136,7 @@ class OrderRequest:
             quantity,
             order_type=OrderType.MARKET,
             time_in_force=time_in_force,
-            client_order_id=client_order_id or new_client_order_id(),
+            client_order_id=new_client_order_id() if client_order_id is None else client_order_id,
         )
 
     @classmethod
@@ -210,7 +158,7 @@ class OrderRequest:
             price=price,
             order_type=OrderType.LIMIT,
             time_in_force=time_in_force,
-            client_order_id=client_order_id or new_client_order_id(),
+            client_order_id=new_client_order_id() if client_order_id is None else client_order_id,
         )
 
 

@@ -11,6 +11,7 @@ BrokerError
 ├── NotFoundError                 (LookupError)      no such order, instrument, ...
 ├── OrderRejectedError                               the broker refused the order
 ├── OrderOutcomeUnknownError                         the order may or may not exist
+├── BrokerInternalError                              the broker (or its bridge) failed on its side
 └── PluginError
     ├── UnknownGatewayError       (LookupError)      no plugin registered that name
     ├── DuplicateGatewayError     (ValueError)       two plugins registered one name
@@ -26,6 +27,7 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "BrokerError",
+    "BrokerInternalError",
     "BrokerTimeoutError",
     "BrokerUnavailableError",
     "DuplicateGatewayError",
@@ -42,7 +44,14 @@ __all__ = [
 
 
 class BrokerError(Exception):
-    """Base of every error a gateway, the registry or the connection layer raises."""
+    """Base of every error a gateway, the registry or the connection layer raises.
+
+    Every error in the tree survives `pickle` and `copy` with its attributes (hosts hand errors
+    between processes and threads), whatever keyword-only arguments its constructor takes.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
 
 
 class BrokerUnavailableError(BrokerError, ConnectionError):
@@ -96,6 +105,13 @@ class OrderOutcomeUnknownError(BrokerError):
         self.client_order_id = client_order_id
 
 
+class BrokerInternalError(BrokerError):
+    """The broker, or the bridge in front of it, failed to serve the call: a fault on its side.
+
+    Repeating the same call is unlikely to help until the broker's side is fixed.
+    """
+
+
 class PluginError(BrokerError):
     """Base of errors about discovering, loading and building gateway plugins."""
 
@@ -120,3 +136,11 @@ class PluginLoadError(PluginError, ImportError):
         super().__init__(message)
         self.plugin_name = plugin_name
         self.distribution = distribution
+
+
+def _rebuild(kind: type[BrokerError], args: tuple[object, ...], state: dict[str, object]) -> BrokerError:
+    """An error of `kind` with `args` and attributes `state`, without calling its constructor."""
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error

@@ -16,6 +16,8 @@ from broker_plugins._backoff import Backoff
 from broker_plugins._enums import ConnectionState
 from broker_plugins._errors import BrokerError, BrokerTimeoutError, InvalidRequestError
 from broker_plugins._gateway import IBrokerGateway, StateChange
+from broker_plugins._limiter import Limiter
+from broker_plugins._ratelimit import CATEGORIES, RateLimiter, RateLimitsSpec
 
 __all__ = ["BrokerConnectionManager", "ConnectionStatus"]
 
@@ -53,8 +55,8 @@ class _Entry:
 
 
 class BrokerConnectionManager:
-    """Keeps named gateways connected: connects them, health-checks each at `health_check_interval`,
-    and reconnects one that fails with `backoff` (exponential, jittered, capped).
+    """Keeps named gateways connected: connects them, health-checks each every `check_interval`
+    seconds, and reconnects one that fails with `backoff` (exponential, jittered, capped).
 
     Gateways that reconnect by themselves are left to it while they say `RECONNECTING`; one that
     ends up `DISCONNECTED` or `CLOSED` behind the host's back is connected again by the manager.
@@ -64,22 +66,37 @@ class BrokerConnectionManager:
     def __init__(
         self,
         *,
-        health_check_interval: float = 5.0,
-        health_check_timeout: float = 2.0,
+        check_interval: float = 5.0,
+        check_timeout: float = 2.0,
         backoff: Backoff | None = None,
     ) -> None:
-        for name, value in (
-            ("health_check_interval", health_check_interval),
-            ("health_check_timeout", health_check_timeout),
-        ):
+        for name, value in (("check_interval", check_interval), ("check_timeout", check_timeout)):
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
                 raise InvalidRequestError(f"{name} must be a positive number of seconds, got {value!r}")
-        self._interval = float(health_check_interval)
-        self._timeout = float(health_check_timeout)
+        self._interval = float(check_interval)
+        self._timeout = float(check_timeout)
         self._backoff = backoff or Backoff(initial=0.2, maximum=10.0)
         self._entries: dict[str, _Entry] = {}
         self._listeners: list[ConnectionListener] = []
+        self._limiters: dict[str, RateLimiter] = {}
         self._running = False
+
+    def limiter(self, account: str, limits: RateLimitsSpec) -> Limiter:
+        """The one limiter of `account`: give it (`rate_limiter=`) to every gateway of that account.
+
+        The first call creates it with `limits`; later calls return the same limiter, and refuse
+        other limits rather than silently keeping the first ones.
+        """
+        if not isinstance(account, str) or not account:
+            raise InvalidRequestError(f"account must be a non-empty string, got {account!r}")
+        existing = self._limiters.get(account)
+        if existing is None:
+            existing = self._limiters[account] = RateLimiter(limits)
+        elif any(existing.limits_for(c) != RateLimiter(limits).limits_for(c) for c in CATEGORIES):
+            raise InvalidRequestError(
+                f"account {account!r} already has a limiter with other limits: {existing}"
+            )
+        return existing
 
     def add(self, name: str, gateway: IBrokerGateway) -> None:
         """Manage `gateway` as `name`; started at once when the manager is running."""
@@ -97,6 +114,8 @@ class BrokerConnectionManager:
     async def remove(self, name: str) -> IBrokerGateway:
         """Stop managing `name` and disconnect it; returns the gateway."""
         entry = self._entry(name)
+        if entry.unsubscribe is not None:
+            entry.unsubscribe()  # its changes are no longer this manager's to report
         await self._stop(entry)
         del self._entries[name]
         return entry.gateway
@@ -197,6 +216,8 @@ class BrokerConnectionManager:
         entry.since = change.time
         if change.reason is not None:
             entry.last_error = str(change.reason)
+        if change.current is ConnectionState.CONNECTED:
+            entry.attempts = 0  # the gateway healed itself: no failure in a row any more
         for listener in tuple(self._listeners):
             try:
                 listener(name, change)
@@ -210,7 +231,7 @@ class BrokerConnectionManager:
             if gateway.state in (ConnectionState.DISCONNECTED, ConnectionState.CLOSED):
                 healthy = await self._connect(name, entry)
             else:
-                healthy = await self._check(entry)
+                healthy = await self._check(name, entry)
             if healthy:
                 entry.attempts = 0
                 await asyncio.sleep(self._interval)
@@ -225,14 +246,20 @@ class BrokerConnectionManager:
             entry.last_error = str(error) or f"connect timed out after {self._timeout + self._interval:g} s"
             _log.info("connection %s: connect failed (%s); retrying", name, entry.last_error)
             return False
+        except Exception as bug:  # noqa: BLE001 - a gateway's bug must not end its keeper
+            entry.last_error = _bug(name, "connect", bug)
+            return False
         entry.last_success = datetime.now(timezone.utc)
         return True
 
-    async def _check(self, entry: _Entry) -> bool:
+    async def _check(self, name: str, entry: _Entry) -> bool:
         try:
             health = await wait_for(entry.gateway.health_check(), self._timeout)
         except (BrokerError, asyncio.TimeoutError) as error:
             entry.last_error = str(error) or f"health check timed out after {self._timeout:g} s"
+            return False
+        except Exception as bug:  # noqa: BLE001 - a gateway's bug must not end its keeper
+            entry.last_error = _bug(name, "health_check", bug)
             return False
         if health.healthy:
             entry.last_success = health.checked_at
@@ -240,3 +267,9 @@ class BrokerConnectionManager:
             return True
         entry.last_error = health.error or "unhealthy"
         return False
+
+
+def _bug(name: str, operation: str, bug: Exception) -> str:
+    """Log a gateway's bug with its traceback, and say it in the status; the keeper goes on."""
+    _log.error("connection %s: %s raised %r (a bug in its gateway)", name, operation, bug, exc_info=bug)
+    return f"{operation} failed with {type(bug).__name__}: {bug} (a bug in the gateway)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -22,6 +22,7 @@ from broker_plugins._errors import (
     UnknownGatewayError,
 )
 from broker_plugins._gateway import IBrokerGateway
+from broker_plugins._options import GatewayOption
 from broker_plugins._registry_types import GatewayFactory, GatewayInfo
 
 __all__ = ["ALLOW_ENV", "DENY_ENV", "ENTRY_POINT_GROUP", "BrokerRegistry"]
@@ -254,6 +255,7 @@ class _Registrar:
         *,
         description: str = "",
         capabilities: Iterable[Capability] = (),
+        options: Sequence[GatewayOption] = (),
     ) -> None:
         if not isinstance(name, str) or _GATEWAY_NAME.fullmatch(name) is None:
             raise InvalidRequestError(
@@ -263,6 +265,12 @@ class _Registrar:
             raise InvalidRequestError(f"the factory for gateway {name!r} is not callable: {factory!r}")
         if name in self._into:
             raise InvalidRequestError(f"plugin {self._plugin_name!r} registered gateway {name!r} twice")
+        declared = tuple(options)
+        if not all(isinstance(option, GatewayOption) for option in declared):
+            raise InvalidRequestError(f"the options of gateway {name!r} must be GatewayOption objects")
+        spelled = [option.cli_flag for option in declared]
+        if len(set(spelled)) != len(spelled):
+            raise InvalidRequestError(f"gateway {name!r} declares one option flag twice: {spelled}")
         self._into[name] = _Registration(
             info=GatewayInfo(
                 name=name,
@@ -271,6 +279,7 @@ class _Registrar:
                 version=self._origin.version,
                 description=description,
                 capabilities=frozenset(Capability(c) for c in capabilities),
+                options=declared,
             ),
             factory=factory,
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import attrs
 
 from broker_plugins._enums import Capability
 from broker_plugins._gateway import IBrokerGateway
+from broker_plugins._options import GatewayOption
 
 __all__ = ["GatewayFactory", "GatewayInfo", "RegisterGateway"]
 
@@ -29,6 +30,7 @@ class RegisterGateway(Protocol):
         *,
         description: str = "",
         capabilities: Iterable[Capability] = (),
+        options: Sequence[GatewayOption] = (),
     ) -> None: ...
 
 
@@ -42,3 +44,5 @@ class GatewayInfo:
     version: str | None
     description: str
     capabilities: frozenset[Capability]
+    options: tuple[GatewayOption, ...] = ()
+    """The options the factory takes that a host can set from text (flags, a config file)."""

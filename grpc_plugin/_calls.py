@@ -1,15 +1,17 @@
-"""`Caller`: one unary call made right: readiness, then a permit, then the call with its deadline.
+"""`Calls`: the one path every request takes: admission (link, then permit), the call, its failure.
 
 The order matters. Waiting for the channel after the permit would let a permit granted early reach
-the bridge late, squeezing two calls into one of the bridge's windows; so the channel is checked
-first and the call goes out as soon as the permit is granted.
+the bridge late, squeezing two calls into one of the bridge's windows; so the link is checked first
+(inside `admit`) and the call goes out as soon as the permit is granted. A failure is mapped to the
+error tree (purely) and then reported where it matters: an unreachable bridge to the connection,
+a budget refusal to the limiter, so that every gateway sharing it holds back.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 
@@ -17,78 +19,92 @@ from broker_plugins import (
     BrokerError,
     BrokerUnavailableError,
     ConnectionState,
-    RateLimiter,
+    Limiter,
     RateLimitExceededError,
 )
 from grpc_plugin._config import GatewayConfig
 from grpc_plugin._connection import Connection
 from grpc_plugin._status import to_broker_error
 
-__all__ = ["Caller", "Service"]
+__all__ = ["Admit", "Calls"]
 
-Service = Literal["market", "trading"]
+Admit = Callable[[str, float], Awaitable[None]]
+"""`GatewayBase._admit`: wait for the link (bounded), then take a permit in a category."""
 
 
-class Caller:
-    """Makes the unary calls of one gateway."""
+class Calls:
+    """Makes the requests of one gateway."""
 
-    def __init__(self, config: GatewayConfig, connection: Connection, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        connection: Connection,
+        limiter: Limiter,
+        admit: Admit,
+        state: Callable[[], ConnectionState],
+    ) -> None:
         self._config = config
         self._connection = connection
-        self.limiter = limiter
+        self._limiter = limiter
+        self._admit = admit
+        self._state = state
         self._secret = config.token.reveal() if config.token else None
 
-    @property
-    def metadata(self) -> tuple[tuple[str, str], ...] | None:
-        """Call metadata: the bearer token, when there is one."""
-        return self._connection.metadata
-
-    @property
-    def connection_open(self) -> bool:
-        """False once the gateway was disconnected: nothing can be learned from the bridge then."""
-        return self._connection.open
-
-    async def prepare(self, category: str, timeout: float, *, ready: bool = False) -> None:
-        """Wait (bounded) for a usable channel, then take a permit for one call in `category`.
-
-        With `ready`, the channel itself must be connected, not just the gateway believed to be:
-        a call that must not go out late (an order) is refused rather than queued on a dead link.
-        """
-        if ready or self._connection.state is not ConnectionState.CONNECTED:
-            await self._connection.wait_ready(min(timeout, self._config.unavailable_timeout))
-        await self.limiter.acquire(category)
-
-    def stub_method(self, service: Service, rpc: str) -> Callable[..., Any]:
+    def method(self, service: str, rpc: str) -> Callable[..., Any]:
+        """The stub method `rpc` of `service` (`market` or `trading`) on the current channel."""
         stub = self._connection.market if service == "market" else self._connection.trading
-        if stub is None or not self._connection.open:
+        if stub is None:
             raise BrokerUnavailableError(f"not connected to {self._config.target}: call connect() first")
         method: Callable[..., Any] = getattr(stub, rpc)
         return method
 
-    def error(self, exc: grpc.aio.AioRpcError, rpc: str) -> BrokerError:
-        """The `BrokerError` for `exc`; an unreachable bridge is also reported to the connection."""
+    def failure(self, exc: grpc.aio.AioRpcError, rpc: str, category: str) -> BrokerError:
+        """The error for a failed call, reported to the connection or the limiter as it says."""
         error = to_broker_error(exc, method=rpc, target=self._config.target, secret=self._secret)
-        if exc.code() is grpc.StatusCode.UNAVAILABLE:
+        code = exc.code()
+        if code is grpc.StatusCode.UNAVAILABLE:
             self._connection.note_failure(error)
+        elif isinstance(error, RateLimitExceededError):
+            self._limiter.note_refusal(category, error.retry_after)
         return error
 
-    async def once(
-        self, category: str, service: Service, rpc: str, request: object, *, timeout: float
-    ) -> Any:
-        """One attempt: readiness, permit, call. Raises `BrokerError` only.
+    async def once(self, category: str, service: str, rpc: str, request: object, *, timeout: float) -> Any:
+        """One attempt: admission, then the call. Raises `BrokerError` only."""
+        timeout, degraded = await self.admit(category, timeout)
+        return await self.send(category, service, rpc, request, timeout=timeout, degraded=degraded)
+
+    async def admit(self, category: str, timeout: float) -> tuple[float, bool]:
+        """Wait for the link and a permit; returns the call's deadline and whether the link is degraded.
 
         While the gateway is not `CONNECTED` (a probe failed, though the channel may still claim to
         be up, as a half-open one does) the call gets at most `unavailable_timeout`, so nothing
-        hangs on a silent peer; running out of it then means unreachable, not slow.
+        hangs on a silent peer; running out of it then means unreachable, not slow. A failure here
+        means nothing was sent.
         """
-        degraded = self._connection.state is not ConnectionState.CONNECTED
+        config = self._config
+        degraded = self._state() is not ConnectionState.CONNECTED
         if degraded:
-            timeout = min(timeout, self._config.unavailable_timeout)
-        await self.prepare(category, timeout)
-        method = self.stub_method(service, rpc)
+            timeout = min(timeout, config.unavailable_timeout)
+        await self._admit(category, min(timeout, config.unavailable_timeout))
+        return timeout, degraded
+
+    async def send(
+        self, category: str, service: str, rpc: str, request: object, *, timeout: float, degraded: bool
+    ) -> Any:
+        """The call itself, once admitted; its failure mapped and reported."""
+        connection = self._connection
+        call = self.method(service, rpc)(request, timeout=timeout, metadata=connection.metadata)
         failure: BrokerError
+        connection.in_flight.add(call)
+        connection.pending += 1
         try:
-            reply = await method(request, timeout=timeout, metadata=self._connection.metadata)
+            reply = await call
+        except asyncio.CancelledError:
+            if not connection.severed(call):
+                raise
+            failure = BrokerUnavailableError(
+                f"{rpc} on {self._config.target}: the connection was lost while the call was in flight"
+            )
         except grpc.aio.AioRpcError as exc:
             if degraded and exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
                 failure = BrokerUnavailableError(
@@ -96,20 +112,26 @@ class Caller:
                     "while the connection is being re-established"
                 )
             else:
-                failure = self.error(exc, rpc)
+                failure = self.failure(exc, rpc, category)
         except grpc.aio.UsageError:
             failure = BrokerUnavailableError(f"{rpc} on {self._config.target}: the gateway was disconnected")
         else:
+            connection.heard()
             return reply
+        finally:
+            connection.pending -= 1
+            connection.release(call)
+            del call
         # Raised outside the except clause, so that it carries no context: gRPC's exception and its
         # traceback hold the call, and a live call keeps its connection open after the channel closes.
         raise failure
 
-    async def read(self, category: str, service: Service, rpc: str, request: object) -> Any:
+    async def read(self, category: str, service: str, rpc: str, request: object) -> Any:
         """A call that is safe to repeat: retried while the bridge is briefly unavailable or busy.
 
         UNAVAILABLE is retried for at most `unavailable_timeout` (a bridge that stays down fails the
-        call fast); RESOURCE_EXHAUSTED waits the bridge's retry-after, within the call's deadline.
+        call fast); RESOURCE_EXHAUSTED waits the bridge's retry-after when that fits within the
+        call's deadline, and fails at once, carrying the retry-after, when it does not.
         """
         loop = asyncio.get_running_loop()
         timeout = self._config.timeouts[category]
@@ -126,14 +148,28 @@ class Caller:
             await asyncio.sleep(wait)
             attempt += 1
 
+    async def open_stream(self, category: str, service: str, rpc: str, request: object) -> Any:
+        """Admission, then a server-streaming call (no deadline: it runs until cancelled).
+
+        The call is in the connection's `in_flight` until its reader passes it to `release`.
+        """
+        await self._admit(category, self._config.unavailable_timeout)
+        call = self.method(service, rpc)(request, metadata=self._connection.metadata)
+        self._connection.in_flight.add(call)
+        return call
+
     def _retry_wait(
         self, error: BrokerError, attempt: int, started: float, timeout: float, now: float
     ) -> float | None:
         if isinstance(error, RateLimitExceededError):
-            limit, hinted = timeout, error.retry_after
-        elif isinstance(error, BrokerUnavailableError) and self._connection.open:
-            limit, hinted = self._config.unavailable_timeout, None
-        else:
-            return None
-        wait = hinted if hinted is not None else self._config.reconnect_backoff.delay(attempt)
-        return wait if now + wait < started + limit else None
+            # The limiter holds the category back for the retry-after too (every gateway sharing it
+            # waits); this call waits it out itself, whatever limiter it was given.
+            wait = self._backoff(attempt) if error.retry_after is None else error.retry_after
+            return wait if now + wait < started + timeout else None
+        if isinstance(error, BrokerUnavailableError) and self._connection.open:
+            wait = self._backoff(attempt)
+            return wait if now + wait < started + self._config.unavailable_timeout else None
+        return None
+
+    def _backoff(self, attempt: int) -> float:
+        return self._config.reconnect_backoff.delay(attempt)

@@ -1,29 +1,47 @@
-"""The options of `GrpcBrokerGateway`, checked once, with the token kept out of every repr."""
+"""The options of `GrpcBrokerGateway`: each field declares its type, bounds and help once.
+
+`GatewayConfig(...)` checks every field (also when built directly), so a bad value fails here with
+`InvalidRequestError` naming the option, never later inside gRPC. The token is a `Secret`, which
+never shows itself. `OPTIONS` is what the plugin declares to hosts (`brokerctl` builds its flags
+from it).
+"""
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
-from broker_plugins import CATEGORIES, Backoff, InvalidRequestError, RateLimit, RateLimiter, RateLimitsSpec
+from broker_plugins import (
+    CATEGORIES,
+    Backoff,
+    GatewayOption,
+    InvalidRequestError,
+    Limiter,
+    RateLimit,
+    RateLimiter,
+    RateLimitsSpec,
+)
 
-__all__ = ["DEFAULT_TIMEOUTS", "GatewayConfig", "Secret"]
+__all__ = ["DEFAULT_TIMEOUTS", "OPTIONS", "GatewayConfig", "Secret"]
 
 DEFAULT_TIMEOUTS: Mapping[str, float] = MappingProxyType(
     {"market_data": 5.0, "trading": 10.0, "account": 5.0}
 )
 """Deadline of one call, by category, in seconds."""
 
+DEFAULT_RATE_LIMITS = (RateLimit(20, 1.0),)
 DEFAULT_BACKOFF = Backoff(initial=0.1, maximum=1.0)
 """Reconnect quickly after a bridge restart: the first retry after 0.1 s, never more than 1 s apart."""
 
-_TARGET = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}|unix:[^\s]+")
+_TARGET = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]{1,253}):\d{1,5}|unix:[^\s]{1,200}")
+# What an HTTP/2 header value may hold, without spaces: a bearer token is visible ASCII.
+_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
+_MAX_MESSAGE = 2**31 - 1  # gRPC takes message sizes as a C int
 
 
 @attrs.frozen(repr=False)
@@ -42,149 +60,277 @@ class Secret:
     __str__ = __repr__
 
 
-def _seconds(name: str, value: object, *, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
+_Check = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def _rule(test: Callable[[Any], str | None]) -> _Check:
+    """A validator from `test`, which says what is wrong with a value (or None); errors name the option."""
+
+    def validate(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        problem = test(value)
+        if problem is not None:
+            raise InvalidRequestError(f"option {attribute.name!r} {problem}")
+
+    return validate
+
+
+def _seconds(low: float, high: float, *, optional: bool = False) -> _Check:
+    def test(value: object) -> str | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            return f"must be a number of seconds from {low:g} to {high:g}, got {_shown(value)}"
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise InvalidRequestError(f"option {name!r} must be a positive number of seconds, got {value!r}")
-    return float(value)
+
+    return _rule(test)
 
 
-def _pem(name: str, value: object) -> bytes | None:
-    """PEM data given as bytes, or as a path to a file holding it."""
-    if value is None or isinstance(value, bytes):
-        return value
-    if isinstance(value, str | Path):
-        try:
-            return Path(value).read_bytes()
-        except OSError as exc:
-            raise InvalidRequestError(
-                f"option {name!r}: cannot read {str(value)!r}: {exc.strerror}"
-            ) from None
-    raise InvalidRequestError(f"option {name!r} must be PEM bytes or a file path, got {type(value).__name__}")
+def _target(value: object) -> str | None:
+    if not isinstance(value, str) or _TARGET.fullmatch(value) is None:
+        return f"must look like 'host:port', got {_shown(value)}"
+    port = value.rpartition(":")[2]
+    if not value.startswith("unix:") and not 0 < int(port) < 65536:
+        return f"has port {port}, which is not from 1 to 65535"
+    return None
+
+
+def _secret(value: object) -> str | None:
+    if value is None or isinstance(value, Secret):
+        return None
+    return f"must be a Secret, got {type(value).__name__}"
+
+
+def _optional(kind: type | tuple[type, ...], what: str) -> _Check:
+    def test(value: object) -> str | None:
+        return None if value is None or isinstance(value, kind) else f"must be {what}, got {_shown(value)}"
+
+    return _rule(test)
+
+
+def _server_name(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and 0 < len(value) <= 253):
+        return None
+    return f"must be a name of 1-253 characters, got {_shown(value)}"
+
+
+def _rate_limits(value: object) -> str | None:
+    if value is not None:
+        RateLimiter(value)  # type: ignore[arg-type]  # raises InvalidRequestError saying what is wrong
+    return None
+
+
+def _rate_limiter(value: object) -> str | None:
+    if value is None or isinstance(value, Limiter):
+        return None
+    return f"must have acquire(category) and note_refusal(...), got {type(value).__name__}"
+
+
+def _timeouts(value: object) -> str | None:
+    if not isinstance(value, Mapping) or set(value) != set(CATEGORIES):
+        return f"must map each of {', '.join(CATEGORIES)} to seconds, got {_shown(value)}"
+    for category, seconds in value.items():
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0.001 <= seconds <= 3600:
+            return f"must give {category} a number of seconds from 0.001 to 3600, got {_shown(seconds)}"
+    return None
+
+
+def _backoff(value: object) -> str | None:
+    if not isinstance(value, Backoff):
+        return f"must be a Backoff, got {_shown(value)}"
+    if value.maximum > 3600:
+        return f"must wait at most 3600 s between attempts, got maximum={value.maximum:g}"
+    return None
+
+
+def _message_size(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1024 <= value <= _MAX_MESSAGE:
+        return f"must be a whole number of bytes from 1024 to {_MAX_MESSAGE}, got {_shown(value)}"
+    return None
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _field(check: _Check, default: object, help: str = "", **declared: Any) -> Any:
+    """A config field: `check` validates it (also when built directly); `declared` goes to `OPTIONS`."""
+    return attrs.field(default=default, validator=check, metadata={"help": help, **declared})
+
+
+_PEM = _optional(bytes, "PEM bytes")
+_FLAG = _rule(
+    lambda value: None if isinstance(value, bool) else f"must be True or False, got {_shown(value)}"
+)
 
 
 @attrs.frozen(kw_only=True)
 class GatewayConfig:
-    """Everything `GrpcBrokerGateway` is configured with; built by `from_options`."""
+    """Everything `GrpcBrokerGateway` is configured with; `from_options` builds it from what hosts pass."""
 
-    target: str
-    token: Secret | None = None
-    root_certificates: bytes | None = None
-    client_certificate: bytes | None = None
-    client_key: bytes | None = attrs.field(default=None, repr=False)
-    server_name_override: str | None = None
-    tls: bool = False
-    rate_limits: RateLimitsSpec = (RateLimit(20, 1.0),)
-    rate_limit_margin: float = 0.01
+    target: str = attrs.field(
+        validator=_rule(_target),
+        metadata={"help": "bridge address, host:port", "required": True, "metavar": "HOST:PORT"},
+    )
+    token: Secret | None = _field(_rule(_secret), None, "bearer token the bridge expects", secret=True)
+    tls: bool = _field(_FLAG, False, "use TLS with the system's root certificates", kind=bool)
+    root_certificates: bytes | None = _field(
+        _PEM, None, "trust this CA (PEM file; implies TLS)", kind=Path, flag="--ca-cert", metavar="PEM"
+    )
+    client_certificate: bytes | None = _field(
+        _PEM,
+        None,
+        "client certificate (PEM file; mutual TLS)",
+        kind=Path,
+        flag="--client-cert",
+        metavar="PEM",
+    )
+    client_key: bytes | None = attrs.field(
+        default=None,
+        validator=_PEM,
+        repr=False,
+        metadata={
+            "help": "client private key (PEM file)",
+            "kind": Path,
+            "flag": "--client-key",
+            "metavar": "PEM",
+        },
+    )
+    server_name_override: str | None = _field(
+        _rule(_server_name), None, "expected TLS server name", flag="--server-name", metavar="NAME"
+    )
+    rate_limits: RateLimitsSpec | None = _field(_rule(_rate_limits), None)
+    rate_limiter: Limiter | None = _field(_rule(_rate_limiter), None)
+    rate_limit_margin: float = _field(_seconds(0, 10), 0.01)
     """Seconds added to every rate-limit window: calls granted a permit together can reach the bridge
     a few milliseconds apart, and the bridge counts arrivals, not permits."""
-    timeouts: Mapping[str, float] = DEFAULT_TIMEOUTS
-    unavailable_timeout: float = 1.0
-    connect_timeout: float = 5.0
-    keepalive_time: float = 2.0
-    keepalive_timeout: float = 1.0
-    health_check_interval: float = 1.0
-    stream_stale_after: float | None = None
-    reconnect_backoff: Backoff = DEFAULT_BACKOFF
-    max_message_size: int = 64 * 1024 * 1024
+    timeouts: Mapping[str, float] = _field(
+        _rule(_timeouts),
+        DEFAULT_TIMEOUTS,
+        "deadline of each call, seconds",
+        kind=float,
+        metavar="SECONDS",
+        flag="--timeout",
+    )
+    unavailable_timeout: float = _field(
+        _seconds(0.01, 600),
+        1.0,
+        "seconds a call waits for an unreachable bridge",
+        kind=float,
+        metavar="SECONDS",
+    )
+    connect_timeout: float = _field(
+        _seconds(0.01, 600), 5.0, "seconds connect() may take", kind=float, metavar="SECONDS"
+    )
+    keepalive_time: float = _field(_seconds(1, 86400), 300.0)
+    keepalive_timeout: float = _field(_seconds(0.1, 600), 20.0)
+    health_check_interval: float | None = _field(
+        _seconds(0.01, 86400, optional=True),
+        5.0,
+        "seconds between probes of a quiet link",
+        kind=float,
+        metavar="SECONDS",
+    )
+    health_check_timeout: float = _field(_seconds(0.01, 600), 1.0)
+    stream_stale_after: float | None = _field(_seconds(0.01, 86400, optional=True), None)
+    reconnect_backoff: Backoff = _field(_rule(_backoff), DEFAULT_BACKOFF)
+    max_message_size: int = _field(_rule(_message_size), 64 * 1024 * 1024)
+
+    def __attrs_post_init__(self) -> None:
+        if (self.client_certificate is None) != (self.client_key is None):
+            raise InvalidRequestError(
+                "options 'client_certificate' and 'client_key' go together (mutual TLS)"
+            )
+        if self.rate_limits is not None and self.rate_limiter is not None:
+            raise InvalidRequestError("give rate_limits or rate_limiter, not both")
 
     @property
     def secure(self) -> bool:
         """Whether the channel uses TLS."""
         return self.tls or self.root_certificates is not None or self.client_certificate is not None
 
-    def new_rate_limiter(self) -> RateLimiter:
-        """A limiter with this config's limits (one per gateway: limiters bind to a loop)."""
-        return RateLimiter(self.rate_limits, margin=self.rate_limit_margin)
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """Metadata every call carries: the bearer token, when there is one."""
+        # None rather than an empty tuple: gRPC does measurably more work per call for an empty one.
+        return None if self.token is None else (("authorization", f"Bearer {self.token.reveal()}"),)
+
+    @property
+    def half_open_bound(self) -> float:
+        """Seconds within which a silent (black-holed) connection is noticed."""
+        if self.health_check_interval is None:
+            return self.keepalive_time + self.keepalive_timeout
+        # A quiet interval, then two probes in a row unanswered (one alone may be a busy bridge).
+        return self.health_check_interval + 2 * self.health_check_timeout
 
     @classmethod
     def from_options(cls, **options: Any) -> GatewayConfig:
-        """Check `options` and build a config; raises `InvalidRequestError` naming a bad option."""
+        """Check `options` and build a config; raises `InvalidRequestError` naming a bad option.
+
+        Beyond the field types it takes what hosts pass: the token as text, certificates as file
+        paths, `timeouts` as one number of seconds or a partial mapping by category.
+        """
         known = {field.name for field in attrs.fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
-            known_options = ", ".join(sorted(known))
             raise InvalidRequestError(
-                f"unknown option {unknown[0]!r} for the grpc gateway; known options: {known_options}"
+                f"unknown option {_shown(unknown[0])} for the grpc gateway; known options: "
+                f"{', '.join(sorted(known))}"
             )
         if "target" not in options:
             raise InvalidRequestError("option 'target' is required, for example target='127.0.0.1:50051'")
-        return cls(**_checked(options))
+        given = dict(options)
+        if isinstance(given.get("token"), str):
+            given["token"] = _token(given["token"])
+        for name in ("root_certificates", "client_certificate", "client_key"):
+            if isinstance(given.get(name), str | Path):
+                given[name] = _read_pem(name, given[name])
+        if "timeouts" in given:
+            given["timeouts"] = _merged_timeouts(given["timeouts"])
+        return cls(**given)
 
 
-def _checked(options: dict[str, Any]) -> dict[str, Any]:  # noqa: PLR0912 - one branch per option
-    checked: dict[str, Any] = {}
-    for name, value in options.items():
-        if name == "target":
-            if not isinstance(value, str) or _TARGET.fullmatch(value) is None:
-                raise InvalidRequestError(f"option 'target' must look like 'host:port', got {value!r}")
-            checked[name] = value
-        elif name == "token":
-            if value is not None and (
-                not isinstance(value, str | Secret) or not str(value) or "\n" in str(value)
-            ):
-                raise InvalidRequestError("option 'token' must be a non-empty, single-line string")
-            checked[name] = Secret(value) if isinstance(value, str) else value
-        elif name in {"root_certificates", "client_certificate", "client_key"}:
-            checked[name] = _pem(name, value)
-        elif name == "server_name_override":
-            if value is not None and not isinstance(value, str):
-                raise InvalidRequestError(f"option 'server_name_override' must be a string, got {value!r}")
-            checked[name] = value
-        elif name == "tls":
-            if not isinstance(value, bool):
-                raise InvalidRequestError(f"option 'tls' must be True or False, got {value!r}")
-            checked[name] = value
-        elif name == "rate_limits":
-            RateLimiter(value)  # raises InvalidRequestError saying what is wrong with the spec
-            checked[name] = value
-        elif name == "timeouts":
-            checked[name] = _timeouts(value)
-        elif name == "stream_stale_after":
-            checked[name] = _seconds(name, value, allow_none=True)
-        elif name == "reconnect_backoff":
-            if not isinstance(value, Backoff):
-                raise InvalidRequestError(f"option 'reconnect_backoff' must be a Backoff, got {value!r}")
-            checked[name] = value
-        elif name == "max_message_size":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
-                raise InvalidRequestError(
-                    f"option 'max_message_size' must be a whole number >= 1024, got {value!r}"
-                )
-            checked[name] = value
-        elif name == "rate_limit_margin":
-            if value != 0:
-                _seconds(name, value)
-            checked[name] = float(value)
-        else:
-            checked[name] = _seconds(name, value)
-    if (checked.get("client_certificate") is None) != (checked.get("client_key") is None):
-        raise InvalidRequestError("options 'client_certificate' and 'client_key' go together (mutual TLS)")
-    return checked
-
-
-def _timeouts(value: object) -> Mapping[str, float]:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = _seconds("timeouts", value)
-        assert seconds is not None
-        return MappingProxyType(dict.fromkeys(CATEGORIES, seconds))
-    if not isinstance(value, Mapping):
+def _token(value: str) -> Secret:
+    if _TOKEN.fullmatch(value) is None:
+        # Never echoed: even a malformed token may be most of the real one.
         raise InvalidRequestError(
-            f"option 'timeouts' must be seconds or a mapping by category, got {value!r}"
+            "option 'token' must be 1-4096 visible ASCII characters (no spaces, line breaks or "
+            "control characters)"
         )
-    merged = dict(DEFAULT_TIMEOUTS)
-    for category, seconds in value.items():
-        if category not in CATEGORIES:
+    return Secret(value)
+
+
+def _read_pem(name: str, path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidRequestError(f"option {name!r}: cannot read {str(path)!r}: {exc.strerror}") from None
+
+
+def _merged_timeouts(value: object) -> object:
+    if isinstance(value, Mapping):
+        unknown = sorted(str(key) for key in value if key not in CATEGORIES)
+        if unknown:
             raise InvalidRequestError(
-                f"option 'timeouts': unknown category {category!r}; use one of {', '.join(CATEGORIES)}"
+                f"option 'timeouts': unknown category {unknown[0]!r}; use one of {', '.join(CATEGORIES)}"
             )
-        checked = _seconds(f"timeouts[{category!r}]", seconds)
-        assert checked is not None
-        merged[category] = checked
-    return MappingProxyType(merged)
+        return MappingProxyType({**DEFAULT_TIMEOUTS, **value})
+    return MappingProxyType(dict.fromkeys(CATEGORIES, value))
+
+
+def _declared() -> tuple[GatewayOption, ...]:
+    declared = []
+    for field in attrs.fields(GatewayConfig):
+        if not field.metadata.get("help"):
+            continue  # options for programs, not for a command line
+        extra = {
+            key: field.metadata[key]
+            for key in ("kind", "flag", "metavar", "secret", "required")
+            if key in field.metadata
+        }
+        declared.append(GatewayOption(field.name, help=field.metadata["help"], **extra))
+    return tuple(declared)
+
+
+OPTIONS = _declared()
+"""The options a host can set from text (`brokerctl` flags, its TOML file), as the plugin declares them."""

@@ -1,9 +1,17 @@
-"""`Connection`: one grpc.aio channel, its stubs, and the tasks that keep it alive and observed.
+"""`Connection`: the grpc.aio channel to the bridge, its stubs, and proof that the link is alive.
 
 gRPC reconnects a channel's transport by itself (with the backoff set from the config), but a
-channel whose connection dropped while idle stays IDLE until something asks it to connect. The
-watcher task asks. The health task probes the bridge at an interval, so a bridge that stops serving
-is noticed even when no call is made; keepalive pings find a peer that vanished without a word.
+channel whose connection dropped while idle stays IDLE until something asks it to connect: `watch()`
+asks, and follows the channel's connectivity into the gateway's state.
+
+A peer that goes silent without closing (a half-open connection) is found with ordinary RPCs, not
+with frequent HTTP/2 pings: gRPC's stock server policy allows a client one ping without data per
+five minutes and answers more with GOAWAY, and a vendor's bridge keeps the stock policy. So
+`keep_alive()` sends a Health.Check when the link has been quiet for `health_check_interval` (or for
+`health_check_timeout` while a unary call waits for its reply); two in a row left unanswered for
+`health_check_timeout` each mean the link is dead (one alone may be a busy bridge), and the channel
+is replaced (closing the old one fails what was in flight on it). Keepalive pings stay on, at an
+interval the stock policy allows.
 """
 
 from __future__ import annotations
@@ -11,32 +19,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from broker_plugins import BrokerError, BrokerUnavailableError, ConnectionState, ConnectionStateTracker
+from broker_plugins import BrokerError, BrokerTimeoutError, BrokerUnavailableError, ConnectionState
 from broker_plugins._aio import wait_for  # same distribution: shared, not public
 from grpc_plugin._config import GatewayConfig
+from grpc_plugin._status import connect_failure, to_broker_error
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2_grpc, trading_pb2_grpc
 
-__all__ = ["Connection"]
+__all__ = ["SILENT_PROBES", "Connection", "channel_options"]
 
 _log = logging.getLogger("grpc_plugin")
 _READY = grpc.ChannelConnectivity.READY
 _IDLE = grpc.ChannelConnectivity.IDLE
 _SHUTDOWN = grpc.ChannelConnectivity.SHUTDOWN
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_HEALTH_REQUEST = health_pb2.HealthCheckRequest()
+
+SILENT_PROBES = 2
+"""Health checks in a row left unanswered, the channel READY, before the link counts as silent."""
+
+SetState = Callable[[ConnectionState, "BrokerError | None"], None]
 
 
 def channel_options(config: GatewayConfig) -> list[tuple[str, Any]]:
-    """Channel arguments: keepalive that finds half-open peers, fast reconnects, message sizes."""
+    """Channel arguments: stock-compatible keepalive, fast reconnects, message sizes."""
     backoff = config.reconnect_backoff
     options: list[tuple[str, Any]] = [
         ("grpc.keepalive_time_ms", int(config.keepalive_time * 1000)),
         ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout * 1000)),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
+        # No pings on a connection without calls: a stock server counts them as abuse.
+        ("grpc.keepalive_permit_without_calls", 0),
         ("grpc.initial_reconnect_backoff_ms", max(1, int(backoff.initial * 1000))),
         ("grpc.min_reconnect_backoff_ms", max(1, int(backoff.initial * 1000))),
         ("grpc.max_reconnect_backoff_ms", max(1, int(backoff.maximum * 1000))),
@@ -52,81 +69,96 @@ def channel_options(config: GatewayConfig) -> list[tuple[str, Any]]:
 
 
 class Connection:
-    """The channel of one gateway and the state it is in."""
+    """The channel of one gateway, and what is known about the link under it."""
 
-    def __init__(self, config: GatewayConfig, tracker: ConnectionStateTracker) -> None:
+    def __init__(
+        self, config: GatewayConfig, state: Callable[[], ConnectionState], set_state: SetState
+    ) -> None:
         self._config = config
-        self._tracker = tracker
+        self._state = state
+        self._set_state = set_state
+        self._secret = config.token.reveal() if config.token else None
+        self.metadata = config.metadata
         self._channel: grpc.aio.Channel | None = None
-        self._closing = False
-        self._tasks: list[asyncio.Task[None]] = []
         self.market: market_data_pb2_grpc.MarketDataServiceStub | None = None
         self.trading: trading_pb2_grpc.TradingServiceStub | None = None
         # grpcio-health-checking ships no type information for its stub.
         self._health: Any = None
-        token = config.token.reveal() if config.token else None
-        # None rather than an empty tuple: gRPC does measurably more work per call for an empty one.
-        self.metadata: tuple[tuple[str, str], ...] | None = (
-            (("authorization", f"Bearer {token}"),) if token else None
-        )
-        self.last_latency: float | None = None
         self.last_error: BrokerError | None = None
-
-    @property
-    def state(self) -> ConnectionState:
-        return self._tracker.state
+        self.last_heard = 0.0
+        """`time.monotonic()` when the bridge last answered anything (a reply, a stream message, a probe)."""
+        self.pending = 0
+        """Unary calls waiting for their reply."""
+        self.in_flight: set[Any] = set()
+        """Every call (unary or stream) on the channel that has not ended."""
+        self._severed: set[Any] = set()
 
     @property
     def open(self) -> bool:
-        """Whether `start` succeeded and neither `close` nor `begin_close` has run since."""
-        return self._channel is not None and not self._closing
+        """Whether a channel is open (from `open()` until `close()`)."""
+        return self._channel is not None
 
-    def begin_close(self) -> None:
-        """From now on nothing is sent: a call that gets its permit while streams wind down fails."""
-        self._closing = True
+    def sever(self) -> None:
+        """End every call in flight; each fails as unavailable (`severed(call)` tells its reader)."""
+        for call in tuple(self.in_flight):
+            self._severed.add(call)
+            call.cancel()
+
+    def severed(self, call: object) -> bool:
+        """Whether `call` was ended by `sever()` (a lost link or a disconnect), not by its reader."""
+        return call in self._severed
+
+    def release(self, call: object) -> None:
+        """`call` has ended and its reader let go of it."""
+        self.in_flight.discard(call)
+        self._severed.discard(call)
+
+    async def wait_released(self, timeout: float) -> None:
+        """Wait until the readers of every call have let go of it (at most `timeout`)."""
+        deadline = time.monotonic() + timeout
+        # Polling: readers let go in their own tasks, and there is no event to wait on.
+        while self.in_flight and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
+    def heard(self) -> None:
+        """The bridge answered: the link is alive now."""
+        self.last_heard = time.monotonic()
 
     async def start(self) -> None:
-        """Open the channel and wait until it is ready; raises `BrokerUnavailableError` otherwise."""
-        if self._channel is not None:
-            return
-        self._closing = False
-        self._tracker.set(ConnectionState.CONNECTING)
+        """Open the channel and make first contact with the credentials; `BrokerError` if it fails.
+
+        The first contact is a Health.Check that does not wait for the channel to be ready, so a
+        refused port or a failed TLS handshake fails at once and says why, and a wrong token fails
+        here with `AuthenticationError`, not at the first call.
+        """
         channel = self._new_channel()
+        health: Any = health_pb2_grpc.HealthStub(channel)  # the package ships no types for its stub
+        failure: BrokerError | None = None
         try:
-            await wait_for(channel.channel_ready(), self._config.connect_timeout)
-        except (asyncio.TimeoutError, grpc.RpcError) as exc:
-            await channel.close(None)
-            error = BrokerUnavailableError(
-                f"cannot connect to {self._config.target} within {self._config.connect_timeout:g} s"
+            reply = await health.Check(
+                _HEALTH_REQUEST, timeout=self._config.connect_timeout, metadata=self.metadata
             )
-            self.last_error = error
-            self._tracker.set(ConnectionState.DISCONNECTED, error)
-            raise error from exc
-        except asyncio.CancelledError:
+        except grpc.aio.AioRpcError as exc:
+            failure = connect_failure(exc, target=self._config.target, secret=self._secret)
+        except BaseException:
             await channel.close(None)
-            self._tracker.set(ConnectionState.DISCONNECTED)
             raise
-        self._channel = channel
-        self.market = market_data_pb2_grpc.MarketDataServiceStub(channel)
-        self.trading = trading_pb2_grpc.TradingServiceStub(channel)
-        self._health = health_pb2_grpc.HealthStub(channel)
-        self._tracker.set(ConnectionState.CONNECTED)
-        self._tasks = [
-            asyncio.create_task(self._watch(channel), name=f"grpc-watch {self._config.target}"),
-            asyncio.create_task(self._probe(), name=f"grpc-health {self._config.target}"),
-        ]
+        else:
+            if reply.status != _SERVING:
+                failure = BrokerUnavailableError(f"the bridge at {self._config.target} is not serving")
+        if failure is not None:
+            await channel.close(None)
+            self.last_error = failure
+            raise failure  # outside the except clause: gRPC's error would keep its call alive
+        self._install(channel)
+        self.heard()
 
     async def close(self) -> None:
-        """Stop the background tasks, then close the channel (its calls end as CANCELLED)."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Close the channel: its calls end as CANCELLED."""
         channel, self._channel = self._channel, None
         self.market = self.trading = self._health = None
         if channel is not None:
             await channel.close(None)
-        self._tracker.set(ConnectionState.CLOSED)
 
     async def wait_ready(self, timeout: float) -> None:
         """Return once the channel is ready, asking it to connect; else `BrokerUnavailableError`.
@@ -135,13 +167,13 @@ class Connection:
         queued to be sent late: a call either goes now or fails within `timeout`.
         """
         channel = self._channel
-        if channel is None or self._closing:
+        if channel is None:
             raise BrokerUnavailableError(f"not connected to {self._config.target}: call connect() first")
         if channel.get_state(try_to_connect=True) is _READY:
             return
         try:
             await wait_for(channel.channel_ready(), timeout)
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, grpc.aio.UsageError, RuntimeError):
             reason = f": {self.last_error}" if self.last_error else ""
             raise BrokerUnavailableError(
                 f"bridge {self._config.target} is unreachable (waited {timeout:g} s){reason}"
@@ -150,28 +182,114 @@ class Connection:
     def note_failure(self, error: BrokerError) -> None:
         """A call found the bridge unreachable: say so now rather than at the next probe."""
         self.last_error = error
-        if self._channel is not None and self._tracker.state is ConnectionState.CONNECTED:
-            self._tracker.set(ConnectionState.RECONNECTING, error)
+        if self._channel is not None and self._state() is ConnectionState.CONNECTED:
+            self._set_state(ConnectionState.RECONNECTING, error)
             self._channel.get_state(try_to_connect=True)
 
-    async def check_health(self, timeout: float) -> bool:
-        """One Health.Check round trip; records its latency. False when the bridge is not serving."""
+    async def check_health(self, timeout: float) -> None:
+        """One Health.Check round trip, with the credentials; `BrokerError` when it fails or the bridge
+        is not serving."""
         health = self._health
         if health is None:
-            return False
-        started = time.perf_counter()
+            raise BrokerUnavailableError(f"not connected to {self._config.target}")
+        failure: BrokerError
         try:
-            reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            reply = await health.Check(_HEALTH_REQUEST, timeout=timeout, metadata=self.metadata)
         except grpc.aio.AioRpcError as exc:
-            self.last_error = BrokerUnavailableError(
-                f"health check of {self._config.target} failed: {exc.details() or exc.code().name}"
+            failure = to_broker_error(
+                exc, method="Health.Check", target=self._config.target, secret=self._secret
             )
-            return False
-        self.last_latency = time.perf_counter() - started
-        if reply.status != health_pb2.HealthCheckResponse.SERVING:
-            self.last_error = BrokerUnavailableError(f"bridge {self._config.target} is not serving")
-            return False
-        return True
+        except grpc.aio.UsageError:
+            failure = BrokerUnavailableError(f"health check of {self._config.target}: the channel closed")
+        else:
+            if reply.status == _SERVING:
+                self.heard()
+                return
+            failure = BrokerUnavailableError(f"bridge {self._config.target} is not serving")
+        self.last_error = failure
+        raise failure
+
+    async def watch(self) -> None:
+        """Follow the channel's connectivity into the gateway's state, kicking it when it idles.
+
+        Runs until the connection is closed; follows a replaced channel.
+        """
+        while (channel := self._channel) is not None:
+            state = channel.get_state()
+            if state is _READY:
+                if self._state() is ConnectionState.RECONNECTING:
+                    self._set_state(ConnectionState.CONNECTED, None)
+            elif state is not _SHUTDOWN:
+                if self._state() is ConnectionState.CONNECTED:
+                    error = BrokerUnavailableError(
+                        f"the connection to {self._config.target} dropped; reconnecting"
+                    )
+                    self.last_error = error
+                    self._set_state(ConnectionState.RECONNECTING, error)
+                if state is _IDLE:
+                    channel.get_state(try_to_connect=True)
+            if state is _SHUTDOWN:
+                await asyncio.sleep(0)  # replaced: the next turn watches the new channel
+                continue
+            try:
+                await channel.wait_for_state_change(state)
+            except (grpc.aio.UsageError, RuntimeError):
+                continue  # closed meanwhile
+
+    async def keep_alive(self) -> None:
+        """Prove a quiet link with health checks; replace the channel when one goes unanswered."""
+        interval = self._config.health_check_interval
+        if interval is None:
+            return
+        timeout = self._config.health_check_timeout
+        unanswered = 0
+        while self._channel is not None:
+            quiet = time.monotonic() - self.last_heard
+            due = (min(interval, timeout) if self.pending else interval) - quiet
+            if due > 0 and not unanswered:
+                # Wake at least every `timeout`, so that a call started meanwhile is covered in time.
+                await asyncio.sleep(min(due, timeout))
+                continue
+            try:
+                await self.check_health(timeout)
+            except BrokerError as error:
+                # Unanswered while the channel says READY: silent, or only busy. A second probe in a
+                # row unanswered means silent (a half-open link gRPC will not drop by itself).
+                silent = isinstance(error, BrokerTimeoutError) and self._ready()
+                unanswered = unanswered + 1 if silent else 0
+                await self._unhealthy(error, replace=unanswered >= SILENT_PROBES)
+                if unanswered >= SILENT_PROBES:
+                    unanswered = 0
+                continue
+            unanswered = 0
+            if self._state() is ConnectionState.RECONNECTING and self._ready():
+                self._set_state(ConnectionState.CONNECTED, None)
+
+    async def _unhealthy(self, error: BrokerError, *, replace: bool) -> None:
+        if self._state() is ConnectionState.CONNECTED:
+            self._set_state(ConnectionState.RECONNECTING, error)
+        if replace:
+            _log.warning("%s did not answer health checks (%s); reconnecting", self._config.target, error)
+            await self._replace_channel()  # a new channel makes a new connection
+        self.last_heard = time.monotonic()  # the next probe comes an interval from now
+
+    async def _replace_channel(self) -> None:
+        old = self._channel
+        if old is None:
+            return
+        self.sever()  # what was in flight on the silent link fails now, as unavailable
+        self._install(self._new_channel())
+        await old.close(None)
+
+    def _ready(self) -> bool:
+        channel = self._channel
+        return channel is not None and channel.get_state() is _READY
+
+    def _install(self, channel: grpc.aio.Channel) -> None:
+        self._channel = channel
+        self.market = market_data_pb2_grpc.MarketDataServiceStub(channel)
+        self.trading = trading_pb2_grpc.TradingServiceStub(channel)
+        self._health = health_pb2_grpc.HealthStub(channel)
 
     def _new_channel(self) -> grpc.aio.Channel:
         config = self._config
@@ -184,33 +302,3 @@ class Connection:
             certificate_chain=config.client_certificate,
         )
         return grpc.aio.secure_channel(config.target, credentials, options=options)
-
-    async def _watch(self, channel: grpc.aio.Channel) -> None:
-        """Follow the channel's connectivity into `ConnectionState`, kicking it when it idles."""
-        state = channel.get_state()
-        while state is not _SHUTDOWN:
-            if state is _READY:
-                if self._tracker.state is ConnectionState.RECONNECTING:
-                    self._tracker.set(ConnectionState.CONNECTED)
-            else:
-                if self._tracker.state is ConnectionState.CONNECTED:
-                    error = BrokerUnavailableError(f"connection to {self._config.target} lost ({state.name})")
-                    self.last_error = error
-                    self._tracker.set(ConnectionState.RECONNECTING, error)
-                if state is _IDLE:
-                    channel.get_state(try_to_connect=True)
-            await channel.wait_for_state_change(state)
-            state = channel.get_state()
-
-    async def _probe(self) -> None:
-        """Health-check at the configured interval; an unhealthy bridge means reconnecting."""
-        interval = self._config.health_check_interval
-        while True:
-            await asyncio.sleep(interval)
-            healthy = await self.check_health(timeout=max(interval, self._config.unavailable_timeout))
-            if not healthy and self._tracker.state is ConnectionState.CONNECTED:
-                self._tracker.set(ConnectionState.RECONNECTING, self.last_error)
-            elif healthy and self._tracker.state is ConnectionState.RECONNECTING:
-                assert self._channel is not None
-                if self._channel.get_state() is _READY:
-                    self._tracker.set(ConnectionState.CONNECTED)

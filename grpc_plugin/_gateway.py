@@ -1,37 +1,34 @@
-"""`GrpcBrokerGateway`: the whole `IBrokerGateway` contract over grpc.aio to a bridge server."""
+"""`GrpcBrokerGateway`: the whole `IBrokerGateway` contract over grpc.aio to a bridge server.
+
+The lifecycle, the argument checks and the order of a call come from `GatewayBase`; this is the
+transport (`Connection`, `Calls`, `StreamSet`, `OrderDesk`) and the mapping to and from protobuf.
+"""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime, timezone
-from types import TracebackType
+from collections.abc import AsyncGenerator, Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from broker_plugins import (
     Balance,
     Candle,
     Capability,
-    ConnectionState,
-    ConnectionStateTracker,
-    HealthStatus,
+    GatewayBase,
     Instrument,
     Interval,
-    InvalidRequestError,
     NotFoundError,
-    Number,
     Order,
     OrderRequest,
     OrderUpdate,
     Position,
     Quote,
-    StateListener,
-    check_symbol,
-    to_decimal,
 )
-from grpc_plugin._calls import Caller
+from grpc_plugin._calls import Calls
 from grpc_plugin._candle_series import CandleSeries
-from grpc_plugin._config import GatewayConfig
+from grpc_plugin._config import DEFAULT_RATE_LIMITS, GatewayConfig
 from grpc_plugin._connection import Connection
 from grpc_plugin._mapping import (
     balance_from,
@@ -43,33 +40,17 @@ from grpc_plugin._mapping import (
     quote_from,
     time_to,
 )
-from grpc_plugin._orders import place_order
+from grpc_plugin._orders import OrderDesk
 from grpc_plugin._streams import OrderStreamGap, StreamSet
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2, trading_pb2
 
 __all__ = ["GrpcBrokerGateway"]
 
-MAX_CANDLES = 1_000_000
-"""The most candles one `get_candles` call returns (the bridge's limit too)."""
-
-_CAPABILITIES = frozenset(
-    {
-        Capability.QUOTE_STREAM,
-        Capability.ORDER_UPDATE_STREAM,
-        Capability.MODIFY_ORDER,
-        Capability.STREAM_RESUME,
-        Capability.HALF_OPEN_DETECTION,
-    }
-)
+_CALLS_RELEASE = 1.0
+"""Seconds `disconnect()` waits for readers to let go of their calls before it closes the channel."""
 
 
-def _order_id(order_id: object) -> str:
-    if not isinstance(order_id, str) or not order_id.strip():
-        raise InvalidRequestError(f"order_id must be a non-empty string, got {order_id!r}")
-    return order_id
-
-
-class GrpcBrokerGateway:
+class GrpcBrokerGateway(GatewayBase):
     """A gateway to a bridge server over gRPC.
 
     Build it with `BrokerRegistry().create("grpc", target="host:port", ...)` or directly with the same
@@ -77,20 +58,30 @@ class GrpcBrokerGateway:
     The channel is created in `connect()`, inside the running event loop.
     """
 
-    CAPABILITIES = _CAPABILITIES
+    CAPABILITIES = frozenset(
+        {
+            Capability.QUOTE_STREAM,
+            Capability.ORDER_UPDATE_STREAM,
+            Capability.MODIFY_ORDER,
+            Capability.STREAM_RESUME,
+            Capability.HALF_OPEN_DETECTION,
+        }
+    )
 
     def __init__(self, **options: Any) -> None:
-        self._config = GatewayConfig.from_options(**options)
-        self._tracker = ConnectionStateTracker()
-        self._connection = Connection(self._config, self._tracker)
-        self._caller = Caller(self._config, self._connection, self._config.new_rate_limiter())
-        self._streams = StreamSet(self._config, self._connection, self._caller)
-
-    # -- lifecycle ---------------------------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return "grpc"
+        config = GatewayConfig.from_options(**options)
+        super().__init__(
+            name="grpc",
+            rate_limits=config.rate_limits,
+            rate_limiter=config.rate_limiter,
+            limit_margin=config.rate_limit_margin,
+            default_rate_limits=DEFAULT_RATE_LIMITS,
+        )
+        self._config = config
+        self._connection = Connection(config, lambda: self.state, self._set_state)
+        self._calls = Calls(config, self._connection, self.rate_limiter, self._admit, lambda: self.state)
+        self._streams = StreamSet(config, self._connection, self._calls, lambda: self._open)
+        self._orders = OrderDesk(self._calls, config)
 
     @property
     def target(self) -> str:
@@ -98,39 +89,27 @@ class GrpcBrokerGateway:
         return self._config.target
 
     @property
-    def capabilities(self) -> frozenset[Capability]:
-        return _CAPABILITIES
-
-    @property
     def half_open_bound(self) -> float:
-        """Seconds within which a silent (black-holed) connection is detected: keepalive's bound."""
-        return self._config.keepalive_time + self._config.keepalive_timeout
-
-    @property
-    def state(self) -> ConnectionState:
-        return self._tracker.state
-
-    def add_state_listener(self, listener: StateListener) -> Callable[[], None]:
-        return self._tracker.add_listener(listener)
+        """Seconds within which a silent (black-holed) connection is noticed."""
+        return self._config.half_open_bound
 
     def add_gap_listener(self, listener: Callable[[OrderStreamGap], object]) -> Callable[[], None]:
         """Call `listener` each time the order-update stream closes a gap after a reconnect."""
         return self._streams.add_gap_listener(listener)
 
-    async def connect(self) -> None:
-        self._streams.reopen()
-        await self._connection.start()
+    # -- the link ------------------------------------------------------------------------------------
 
-    async def disconnect(self) -> None:
-        if not self._connection.open:
-            if self._tracker.state is not ConnectionState.DISCONNECTED:
-                self._tracker.set(ConnectionState.CLOSED)
-            return
+    async def _open_link(self) -> None:
+        await self._connection.start()
+        self._spawn(self._connection.watch(), "watch")
+        self._spawn(self._connection.keep_alive(), "keep-alive")
+
+    async def _close_link(self) -> None:
         # Streams first, then the channel: closing a channel while its readers are being cancelled
         # can leak the connection (grpc issue 42125).
-        self._connection.begin_close()
-        had_streams = self._streams.close_all()
-        await self._streams.wait_closed(timeout=1.0)
+        had_streams = self._streams.used()
+        self._connection.sever()
+        await self._connection.wait_released(_CALLS_RELEASE)
         await self._connection.close()
         if had_streams:
             # A stream call can end up in a reference cycle (seen with several streams on Python
@@ -138,155 +117,94 @@ class GrpcBrokerGateway:
             # issue 42125). One collection here releases it now instead of whenever the GC runs.
             gc.collect()
 
-    async def __aenter__(self) -> GrpcBrokerGateway:
-        await self.connect()
-        return self
+    async def _wait_link(self, timeout: float) -> None:
+        await self._connection.wait_ready(timeout)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.disconnect()
+    async def _probe(self) -> None:
+        await self._connection.check_health(self._config.health_check_timeout)
 
-    async def health_check(self) -> HealthStatus:
-        now = datetime.now(timezone.utc)
-        if not self._connection.open:
-            return HealthStatus(healthy=False, state=self.state, checked_at=now, error="not connected")
-        healthy = await self._connection.check_health(self._config.unavailable_timeout)
-        error = self._connection.last_error
-        return HealthStatus(
-            healthy=healthy,
-            state=self.state,
-            checked_at=now,
-            latency=self._connection.last_latency if healthy else None,
-            error=None if healthy or error is None else str(error),
-        )
+    # -- market data ---------------------------------------------------------------------------------
 
-    # -- market data -------------------------------------------------------------------------------
-
-    async def get_candles(
-        self,
-        symbol: str,
-        interval: Interval,
-        *,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        limit: int | None = None,
+    async def _get_candles(
+        self, symbol: str, interval: Interval, start: datetime | None, end: datetime | None, limit: int | None
     ) -> Sequence[Candle]:
-        request = self._candles_request(symbol, interval, start, end, limit)
-        pages: list[market_data_pb2.GetCandlesResponse] = []
-        while True:
-            page: market_data_pb2.GetCandlesResponse = await self._caller.read(
-                "market_data", "market", "GetCandles", request
-            )
-            pages.append(page)
-            if not page.next_page_token:
-                return CandleSeries.from_pages(symbol, Interval(interval), pages)
-            request.page_token = page.next_page_token
-
-    @staticmethod
-    def _candles_request(
-        symbol: str, interval: Interval, start: datetime | None, end: datetime | None, limit: int | None
-    ) -> market_data_pb2.GetCandlesRequest:
-        check_symbol(symbol)
-        try:
-            wire_interval = interval_to(Interval(interval))
-        except ValueError:
-            allowed = ", ".join(i.value for i in Interval)
-            raise InvalidRequestError(f"interval must be one of {allowed}; got {interval!r}") from None
-        request = market_data_pb2.GetCandlesRequest(symbol=symbol, interval=wire_interval)
+        request = market_data_pb2.GetCandlesRequest(symbol=symbol, interval=interval_to(interval))
         if limit is not None:
-            if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CANDLES:
-                raise InvalidRequestError(
-                    f"limit must be a whole number from 1 to {MAX_CANDLES:,}, got {limit!r}"
-                )
             request.limit = limit
         if start is not None:
             request.start_time.CopyFrom(time_to(start))
         if end is not None:
             request.end_time.CopyFrom(time_to(end))
-        if start is not None and end is not None and end <= start:
-            raise InvalidRequestError(f"end ({end.isoformat()}) must be after start ({start.isoformat()})")
-        return request
+        pages: list[market_data_pb2.GetCandlesResponse] = []
+        while True:  # a permit per page
+            page: market_data_pb2.GetCandlesResponse = await self._calls.read(
+                "market_data", "market", "GetCandles", request
+            )
+            pages.append(page)
+            if not page.next_page_token:
+                return CandleSeries.from_pages(symbol, interval, pages)
+            request.page_token = page.next_page_token
 
-    async def get_quote(self, symbol: str) -> Quote:
-        request = market_data_pb2.GetQuoteRequest(symbol=check_symbol(symbol))
-        reply = await self._caller.read("market_data", "market", "GetQuote", request)
+    async def _get_quote(self, symbol: str) -> Quote:
+        request = market_data_pb2.GetQuoteRequest(symbol=symbol)
+        reply = await self._calls.read("market_data", "market", "GetQuote", request)
         return quote_from(reply.quote)
 
-    async def get_instrument(self, symbol: str) -> Instrument:
-        request = market_data_pb2.GetInstrumentRequest(symbol=check_symbol(symbol))
-        reply = await self._caller.read("market_data", "market", "GetInstrument", request)
+    async def _get_instrument(self, symbol: str) -> Instrument:
+        request = market_data_pb2.GetInstrumentRequest(symbol=symbol)
+        reply = await self._calls.read("market_data", "market", "GetInstrument", request)
         return instrument_from(reply.instrument)
 
-    def stream_quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:
-        """Quotes as they tick; the iterator resumes by itself after a reconnect.
+    def _stream_quotes(self, symbols: tuple[str, ...]) -> AsyncGenerator[Quote, None]:
+        """Quotes as they tick; the iterator resumes by itself after a reconnect."""
+        return self._streams.quotes(symbols)
 
-        Breaking out of the loop (or cancelling the task) ends the call; iterating after
-        `disconnect()` raises `BrokerUnavailableError`.
-        """
-        wanted = [symbols] if isinstance(symbols, str) else list(symbols)
-        if not wanted:
-            raise InvalidRequestError("stream_quotes needs at least one symbol")
-        return self._streams.quotes([check_symbol(symbol) for symbol in wanted])
+    # -- trading -------------------------------------------------------------------------------------
 
-    # -- trading -----------------------------------------------------------------------------------
+    async def _place_order(self, request: OrderRequest) -> Order:
+        return await self._orders.place(request)
 
-    async def place_order(self, request: OrderRequest) -> Order:
-        if not isinstance(request, OrderRequest):
-            raise InvalidRequestError(f"place_order takes an OrderRequest, got {type(request).__name__}")
-        return await place_order(self._caller, self._config, request)
-
-    async def cancel_order(self, order_id: str) -> Order:
-        request = trading_pb2.CancelOrderRequest(order_id=_order_id(order_id))
+    async def _cancel_order(self, order_id: str) -> Order:
+        request = trading_pb2.CancelOrderRequest(order_id=order_id)
         timeout = self._config.timeouts["trading"]
-        reply = await self._caller.once("trading", "trading", "CancelOrder", request, timeout=timeout)
+        reply = await self._calls.once("trading", "trading", "CancelOrder", request, timeout=timeout)
         return order_from(reply.order)
 
-    async def modify_order(
-        self, order_id: str, *, quantity: Number | None = None, price: Number | None = None
-    ) -> Order:
-        request = trading_pb2.ModifyOrderRequest(order_id=_order_id(order_id))
-        if quantity is None and price is None:
-            raise InvalidRequestError("modify_order needs a new quantity or a new price")
-        for field, value in (("quantity", quantity), ("limit_price", price)):
-            if value is not None:
-                number = to_decimal(value, field=field)
-                if number <= 0:
-                    raise InvalidRequestError(f"{field} must be greater than zero, got {number}")
-                getattr(request, field).CopyFrom(decimal_to(number, field=field))
+    async def _modify_order(self, order_id: str, quantity: Decimal | None, price: Decimal | None) -> Order:
+        request = trading_pb2.ModifyOrderRequest(order_id=order_id)
+        if quantity is not None:
+            request.quantity.CopyFrom(decimal_to(quantity, field="quantity"))
+        if price is not None:
+            request.limit_price.CopyFrom(decimal_to(price, field="price"))
         timeout = self._config.timeouts["trading"]
-        reply = await self._caller.once("trading", "trading", "ModifyOrder", request, timeout=timeout)
+        reply = await self._calls.once("trading", "trading", "ModifyOrder", request, timeout=timeout)
         return order_from(reply.order)
 
-    async def get_order(self, order_id: str) -> Order:
-        request = trading_pb2.GetOrderRequest(order_id=_order_id(order_id))
-        reply = await self._caller.read("trading", "trading", "GetOrder", request)
+    async def _get_order(self, order_id: str) -> Order:
+        request = trading_pb2.GetOrderRequest(order_id=order_id)
+        reply = await self._calls.read("trading", "trading", "GetOrder", request)
         return order_from(reply.order)
 
-    async def get_orders(self, *, open_only: bool = False, symbol: str | None = None) -> Sequence[Order]:
-        request = trading_pb2.ListOrdersRequest(open_only=bool(open_only))
+    async def _get_orders(self, open_only: bool, symbol: str | None) -> Sequence[Order]:
+        request = trading_pb2.ListOrdersRequest(open_only=open_only)
         if symbol is not None:
-            request.symbol = check_symbol(symbol)
-        reply = await self._caller.read("trading", "trading", "ListOrders", request)
+            request.symbol = symbol
+        reply = await self._calls.read("trading", "trading", "ListOrders", request)
         return [order_from(order) for order in reply.orders]
 
-    def stream_order_updates(self) -> AsyncIterator[OrderUpdate]:
+    def _stream_order_updates(self) -> AsyncGenerator[OrderUpdate, None]:
         """Order updates as they happen; after a reconnect the missed ones are replayed first."""
         return self._streams.order_updates()
 
-    # -- account -----------------------------------------------------------------------------------
+    # -- account -------------------------------------------------------------------------------------
 
-    async def get_positions(self) -> Sequence[Position]:
-        reply = await self._caller.read(
-            "account", "trading", "GetPositions", trading_pb2.GetPositionsRequest()
-        )
+    async def _get_positions(self) -> Sequence[Position]:
+        request = trading_pb2.GetPositionsRequest()
+        reply = await self._calls.read("account", "trading", "GetPositions", request)
         return [position_from(position) for position in reply.positions]
 
-    async def get_balance(self) -> Balance:
-        reply = await self._caller.read("account", "trading", "GetBalance", trading_pb2.GetBalanceRequest())
+    async def _get_balance(self) -> Balance:
+        reply = await self._calls.read("account", "trading", "GetBalance", trading_pb2.GetBalanceRequest())
         if not reply.balances:
             raise NotFoundError(f"GetBalance on {self._config.target}: the account holds no cash")
         return balance_from(reply.balances[0])

@@ -1,23 +1,26 @@
 """Placing an order exactly once over a connection that can fail at any moment.
 
-PlaceOrder is never retried blindly. A failure that proves the order was not taken (the bridge
-refused it: bad input, auth, budget) is reported as is. A failure that leaves it open whether the
-bridge got the request (the connection dropped, the deadline passed) is resolved by asking the
-bridge for the order under its `client_order_id`: found, it is returned; confirmed absent, the
-request is sent again under the same id, which the bridge de-duplicates anyway; not knowable within
-one more trading timeout, `OrderOutcomeUnknownError` carrying the id is raised.
+PlaceOrder is never retried blindly, and one gateway never has two attempts for one
+`client_order_id` in flight: placements of one id take turns. A failure that proves the order was
+not taken (the bridge refused it: bad input, auth, budget) is reported as is. A failure that leaves
+it open whether the bridge got the request is resolved by asking the bridge for the order under its
+`client_order_id`: found, it is returned. Confirmed absent after the connection failed, the request
+is sent again under the same id (the contract has the bridge de-duplicate and serialise by id).
+After a deadline the first attempt may still be under way at the bridge, so nothing is sent again:
+if the order does not appear within one more trading timeout, `OrderOutcomeUnknownError` carrying
+the id is raised.
 """
 
 from __future__ import annotations
 
 import asyncio
-
-import grpc
+import weakref
 
 from broker_plugins import (
     BrokerError,
     BrokerTimeoutError,
     BrokerUnavailableError,
+    InvalidRequestError,
     NotFoundError,
     Order,
     OrderOutcomeUnknownError,
@@ -25,12 +28,12 @@ from broker_plugins import (
     OrderRequest,
     OrderStatus,
 )
-from grpc_plugin._calls import Caller
+from grpc_plugin._calls import Calls
 from grpc_plugin._config import GatewayConfig
 from grpc_plugin._mapping import order_from, order_request_to
 from grpc_plugin.generated.broker.bridge.v1 import trading_pb2
 
-__all__ = ["place_order"]
+__all__ = ["OrderDesk"]
 
 # Errors after which the request may or may not have reached the bridge.
 _AMBIGUOUS = (BrokerUnavailableError, BrokerTimeoutError)
@@ -38,85 +41,116 @@ _AMBIGUOUS = (BrokerUnavailableError, BrokerTimeoutError)
 _MAX_SENDS = 3
 
 
-async def place_order(caller: Caller, config: GatewayConfig, request: OrderRequest) -> Order:
-    """Place `request` once; see the module docstring for what happens when the connection fails."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + config.timeouts["trading"]
-    message = order_request_to(request)
-    sent = 0
-    while True:
-        remaining = deadline - loop.time()
-        try:
-            # A failure before the request leaves (no channel, no permit) is not ambiguous.
-            await caller.prepare("trading", remaining, ready=True)
+class OrderDesk:
+    """Places the orders of one gateway, one attempt per `client_order_id` at a time."""
+
+    def __init__(self, calls: Calls, config: GatewayConfig) -> None:
+        self._calls = calls
+        self._config = config
+        self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def place(self, request: OrderRequest) -> Order:
+        """Place `request` once; see the module docstring for what happens when the connection fails."""
+        turn = self._turns.get(request.client_order_id)
+        if turn is None:
+            turn = self._turns[request.client_order_id] = asyncio.Lock()
+        async with turn:
+            return await self._place(request)
+
+    async def _place(self, request: OrderRequest) -> Order:
+        loop = asyncio.get_running_loop()
+        trading_timeout = self._config.timeouts["trading"]
+        deadline = loop.time() + trading_timeout
+        message = order_request_to(request)
+        sent = 0
+        while True:
+            # A failure before the request leaves (no link, no permit) is not ambiguous: it raises.
+            timeout, degraded = await self._calls.admit("trading", max(deadline - loop.time(), 0.001))
             sent += 1
-            reply = await _send(caller, message, remaining)
-        except _AMBIGUOUS as error:
-            if not sent or not _may_have_left(error):
-                raise
-            # The send may have used the whole deadline: resolving gets a window of its own.
-            deadline = loop.time() + config.timeouts["trading"]
-            found = await _look_up(caller, config, request.client_order_id, deadline, error)
-            if found is not None:
-                return _accepted(found, request)
-            if sent >= _MAX_SENDS:
-                raise BrokerUnavailableError(
-                    f"PlaceOrder on {config.target}: order {request.client_order_id!r} was not placed: "
-                    f"{sent} attempts failed ({error}) and the bridge confirms it has no such order"
-                ) from error
-            continue  # confirmed absent: send again, under the same client_order_id
-        return _accepted(order_from(reply.order), request)
+            try:
+                reply = await self._calls.send(
+                    "trading", "trading", "PlaceOrder", message, timeout=timeout, degraded=degraded
+                )
+            except _AMBIGUOUS as error:
+                if not _may_have_left(error):
+                    raise
+                # The send may have used the whole deadline: resolving gets a window of its own.
+                deadline = loop.time() + trading_timeout
+                resend = not isinstance(error, BrokerTimeoutError)
+                found = await self._look_up(request.client_order_id, deadline, error, wait_for_it=not resend)
+                if found is not None:
+                    return _accepted(found, request)
+                if sent >= _MAX_SENDS:
+                    raise BrokerUnavailableError(
+                        f"PlaceOrder on {self._config.target}: order {request.client_order_id!r} was not "
+                        f"placed: {sent} attempts failed ({error}) and the bridge confirms it has no "
+                        "such order"
+                    ) from error
+                continue  # confirmed absent: send again, under the same client_order_id
+            order = order_from(reply.order)
+            if reply.duplicate:
+                _same_order(order, request)
+            return _accepted(order, request)
 
+    async def _look_up(
+        self, client_order_id: str, deadline: float, cause: BrokerError, *, wait_for_it: bool
+    ) -> Order | None:
+        """The order under `client_order_id`; None once the bridge confirms there is none.
 
-async def _send(
-    caller: Caller, message: trading_pb2.PlaceOrderRequest, timeout: float
-) -> trading_pb2.PlaceOrderResponse:
-    method = caller.stub_method("trading", "PlaceOrder")
-    failure: BrokerError
-    try:
-        reply: trading_pb2.PlaceOrderResponse = await method(
-            message, timeout=timeout, metadata=caller.metadata
-        )
-    except grpc.aio.AioRpcError as exc:
-        failure = caller.error(exc, "PlaceOrder")
-    except grpc.aio.UsageError:
-        failure = BrokerUnavailableError("PlaceOrder: the gateway was disconnected while sending")
-    else:
-        return reply
-    raise failure  # outside the except clause: no context that would keep the call alive
-
-
-async def _look_up(
-    caller: Caller, config: GatewayConfig, client_order_id: str, deadline: float, cause: BrokerError
-) -> Order | None:
-    """The order under `client_order_id`, or None once the bridge confirms there is none."""
-    loop = asyncio.get_running_loop()
-    request = trading_pb2.GetOrderRequest(client_order_id=client_order_id)
-    attempt = 0
-    while True:
-        remaining = deadline - loop.time()
-        if remaining <= 0 or not caller.connection_open:
-            raise OrderOutcomeUnknownError(
-                f"PlaceOrder on {config.target}: the outcome of order {client_order_id!r} is unknown "
-                f"({cause}); look it up by client_order_id before placing it again",
-                client_order_id=client_order_id,
-            ) from cause
-        # Several short attempts fit in the window: one stuck lookup must not spend all of it.
-        attempt_timeout = min(remaining, max(0.2, config.timeouts["trading"] / 4))
-        try:
-            reply = await caller.once("trading", "trading", "GetOrder", request, timeout=attempt_timeout)
-        except NotFoundError:
-            return None
-        except _AMBIGUOUS:
-            await asyncio.sleep(min(config.reconnect_backoff.delay(attempt), max(deadline - loop.time(), 0)))
+        With `wait_for_it`, "none" is not an answer (the first attempt may still be under way): the
+        lookups go on until the deadline, which then means the outcome is unknown.
+        """
+        loop = asyncio.get_running_loop()
+        request = trading_pb2.GetOrderRequest(client_order_id=client_order_id)
+        attempt = 0
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not self._calls_open():
+                raise OrderOutcomeUnknownError(
+                    f"PlaceOrder on {self._config.target}: the outcome of order {client_order_id!r} is "
+                    f"unknown ({cause}); look it up by client_order_id before placing it again",
+                    client_order_id=client_order_id,
+                ) from cause
+            # Several short attempts fit in the window: one stuck lookup must not spend all of it.
+            attempt_timeout = min(remaining, max(0.2, self._config.timeouts["trading"] / 4))
+            try:
+                reply = await self._calls.once(
+                    "trading", "trading", "GetOrder", request, timeout=attempt_timeout
+                )
+            except NotFoundError:
+                if not wait_for_it:
+                    return None
+            except _AMBIGUOUS:
+                pass
+            else:
+                return order_from(reply.order)
+            pause = self._config.reconnect_backoff.delay(attempt)
+            await asyncio.sleep(min(pause, max(deadline - loop.time(), 0)))
             attempt += 1
-            continue
-        return order_from(reply.order)
+
+    def _calls_open(self) -> bool:
+        try:
+            self._calls.method("trading", "GetOrder")
+        except BrokerUnavailableError:
+            return False
+        return True
 
 
 def _may_have_left(error: BrokerError) -> bool:
     # gRPC fails a call that found no connection with this message before anything is written.
     return "failed to connect to all addresses" not in str(error)
+
+
+def _same_order(order: Order, request: OrderRequest) -> None:
+    """A bridge's duplicate must be the order asked for: a reused id with other contents is refused."""
+    asked = (request.symbol, request.side, request.order_type, request.quantity, request.price)
+    held = (order.symbol, order.side, order.order_type, order.quantity, order.price)
+    if asked != held or order.time_in_force is not request.time_in_force:
+        raise InvalidRequestError(
+            f"client_order_id {request.client_order_id!r} was already used for another order "
+            f"({order.side} {order.quantity} {order.symbol}); choose a new id for "
+            f"{request.side} {request.quantity} {request.symbol}"
+        )
 
 
 def _accepted(order: Order, request: OrderRequest) -> Order:

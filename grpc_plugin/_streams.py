@@ -1,9 +1,13 @@
 """Server streams that survive reconnects: quotes resume, order updates resume without a gap.
 
-Each open stream is one gRPC call. When the connection breaks, the call ends with UNAVAILABLE (or is
-cancelled by the staleness watchdog) and the iterator opens a new call once the bridge is reachable,
-taking a new permit; the caller's `async for` never sees the break. Order updates carry a sequence:
-the new call asks for what came after the last one seen, so fills during the outage are replayed.
+Each open stream is one gRPC call. When the connection breaks, the call ends with a transient status
+(UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED, ABORTED, or cancelled by the staleness watchdog) and the
+iterator opens a new call once the bridge is reachable, taking a new permit; the caller's `async for`
+never sees the break. Reopenings are paced by the reconnect backoff, reset once a message arrives.
+A bridge fault (INTERNAL, UNKNOWN, DATA_LOSS) is retried the same way, but after three in a row the
+mapped error reaches the reader; any other status reaches it at once. Order updates carry a
+sequence: the new call asks for what came after the last one seen, so fills during the outage are
+replayed.
 """
 
 from __future__ import annotations
@@ -11,38 +15,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 import grpc
 
 from broker_plugins import BrokerUnavailableError, OrderUpdate, Quote
-from grpc_plugin._calls import Caller, Service
+from grpc_plugin._calls import Calls
 from grpc_plugin._config import GatewayConfig
 from grpc_plugin._connection import Connection
 from grpc_plugin._mapping import order_from, order_update_from, quote_from, time_to
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2, trading_pb2
 
-__all__ = ["OrderStreamGap", "StreamSet"]
-
-_T = TypeVar("_T")
+__all__ = ["FAULT_ATTEMPTS", "OrderStreamGap", "StreamSet"]
 
 _log = logging.getLogger("grpc_plugin")
 
 # A stream ending with one of these is a broken connection, not an answer: it is reopened.
-_RESUMABLE = frozenset(
+_TRANSIENT = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
         grpc.StatusCode.ABORTED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNKNOWN,
         grpc.StatusCode.CANCELLED,
     }
 )
+# A fault of the bridge: reopened, but only FAULT_ATTEMPTS times in a row.
+_FAULTS = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS})
+FAULT_ATTEMPTS = 3
+"""Openings of one stream that may end in a bridge fault in a row before the reader gets the error."""
 
 
 @attrs.frozen(kw_only=True)
@@ -89,18 +92,29 @@ class _Watchdog:
             self._handle.cancel()
 
 
-class StreamSet:
-    """The open streams of one gateway, so that disconnect can end them all."""
+class _Pacing:
+    """How often one stream has failed in a row, and so how long its next opening waits."""
 
-    def __init__(self, config: GatewayConfig, connection: Connection, caller: Caller) -> None:
+    __slots__ = ("failures", "faults")
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.faults = 0
+
+    def reset(self) -> None:
+        self.failures = self.faults = 0
+
+
+class StreamSet:
+    """The open stream calls of one gateway, so that disconnect can end them all."""
+
+    def __init__(
+        self, config: GatewayConfig, connection: Connection, calls: Calls, is_open: Callable[[], bool]
+    ) -> None:
         self._config = config
         self._connection = connection
-        self._caller = caller
-        self._calls: set[Any] = set()
-        # The iterators handed out; a paused one (its consumer stopped pulling) is closed on
-        # disconnect, since it lets go of its call only when resumed or closed.
-        self._iterators: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
-        self._closing = False
+        self._calls = calls
+        self._is_open = is_open
         self._used = False
         self._gap_listeners: list[Callable[[OrderStreamGap], object]] = []
 
@@ -108,60 +122,30 @@ class StreamSet:
         self._gap_listeners.append(listener)
         return lambda: self._gap_listeners.remove(listener) if listener in self._gap_listeners else None
 
-    def reopen(self) -> None:
-        """Allow streams again after a disconnect."""
-        self._closing = False
-
-    def close_all(self) -> bool:
-        """End every open stream (their iterators raise `BrokerUnavailableError`); True if any
-        stream was opened since the last call."""
-        self._closing = True
-        for call in tuple(self._calls):
-            call.cancel()
+    def used(self) -> bool:
+        """Whether a stream was opened since the last time this was asked."""
         used, self._used = self._used, False
         return used
 
-    async def wait_closed(self, timeout: float) -> None:
-        """Wait until every cancelled stream's reader has let go of its call (at most `timeout`).
-
-        A reader suspended at `yield` (its consumer is not pulling) lets go only when resumed or
-        closed, so the wait is bounded; its call is cancelled either way.
-        """
-        for iterator in list(self._iterators):
-            # One being read by its task ends through its cancelled call; only paused ones are closed.
-            if not getattr(iterator, "ag_running", False):
-                with contextlib.suppress(RuntimeError, BrokerUnavailableError):
-                    await iterator.aclose()
-        deadline = asyncio.get_running_loop().time() + timeout
-        # Polling: readers let go in their own tasks, and there is no event to wait on.
-        while self._calls and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-
-    @property
-    def open_calls(self) -> int:
-        return len(self._calls)
-
-    async def _open(self, service: Service, rpc: str, request: object, category: str) -> Any:
-        """Open the call once the bridge is reachable, waiting through an outage."""
-        attempt = 0
+    async def _open(self, service: str, rpc: str, request: object, category: str, pacing: _Pacing) -> Any:
+        """Open the call once the bridge is reachable, waiting through an outage, paced."""
         while True:
-            if self._closing or not self._connection.open:
+            if not self._is_open():
                 raise BrokerUnavailableError(f"{rpc}: the gateway was disconnected")
+            if pacing.failures:
+                await asyncio.sleep(self._config.reconnect_backoff.delay(pacing.failures - 1))
             try:
-                await self._caller.prepare(category, self._config.unavailable_timeout)
+                call = await self._calls.open_stream(category, service, rpc, request)
             except BrokerUnavailableError:
-                if not self._connection.open:
+                if not self._is_open():
                     raise
-                await asyncio.sleep(self._config.reconnect_backoff.delay(attempt))
-                attempt += 1
+                pacing.failures += 1
                 continue
-            call = self._caller.stub_method(service, rpc)(request, metadata=self._connection.metadata)
-            self._calls.add(call)
             self._used = True
             return call
 
     async def _messages(
-        self, service: Service, rpc: str, request: object, category: str
+        self, service: str, rpc: str, request: object, category: str, pacing: _Pacing
     ) -> AsyncGenerator[Any, None]:
         """Open one call and yield its messages; returns when it broke in a way worth resuming.
 
@@ -169,75 +153,88 @@ class StreamSet:
         caller (a task's exception) keeps frames alive, and a live call object keeps its connection
         open even after the channel is closed.
         """
-        call: Any = await self._open(service, rpc, request, category)
+        call: Any = await self._open(service, rpc, request, category, pacing)
         watchdog = _Watchdog(call, self._config.stream_stale_after)
+        connection = self._connection
         failure: BaseException | None = None
         try:
             while True:
                 message = await call.read()
                 if message is grpc.aio.EOF:
+                    pacing.failures += 1  # ended by the bridge: reopened, but not in a hot loop
                     return
+                connection.heard()
+                if pacing.failures:
+                    pacing.reset()
                 watchdog.touch()
                 yield message
         except asyncio.CancelledError:
-            if watchdog.fired:
-                _log.warning("%s on %s went silent; reopening it", rpc, self._config.target)
-            elif self._closing:
+            if not self._is_open() and connection.severed(call):
                 failure = BrokerUnavailableError(f"{rpc}: the gateway was disconnected")
+            elif watchdog.fired:
+                _log.warning("%s on %s went silent; reopening it", rpc, self._config.target)
+            elif connection.severed(call):
+                pacing.failures += 1  # the link was lost under it: reopened once there is a new one
             else:
                 raise
         except grpc.aio.AioRpcError as exc:
-            if exc.code() is grpc.StatusCode.OUT_OF_RANGE and rpc == "StreamOrderUpdates":
-                failure = _CannotReplay()
-            elif exc.code() not in _RESUMABLE or self._closing:
-                failure = self._caller.error(exc, rpc)
-            else:
-                self._caller.error(exc, rpc)  # tells the connection the bridge is unreachable
+            failure = self._ended(exc, rpc, category, pacing)
         finally:
             watchdog.stop()
             call.cancel()
-            self._calls.discard(call)
+            connection.release(call)
             del call, watchdog
         if failure is not None:
             # Raised here, outside the except clause, so it carries no context: gRPC's exception
             # and its traceback would keep the call, and so its connection, alive.
             raise failure
 
-    def quotes(self, symbols: list[str]) -> AsyncIterator[Quote]:
+    def _ended(
+        self, exc: grpc.aio.AioRpcError, rpc: str, category: str, pacing: _Pacing
+    ) -> BaseException | None:
+        """What a stream that ended with `exc` does next: None to reopen it, else what to raise."""
+        code = exc.code()
+        if code is grpc.StatusCode.OUT_OF_RANGE and rpc == "StreamOrderUpdates":
+            return _CannotReplay()
+        error = self._calls.failure(exc, rpc, category)  # also tells the connection when unreachable
+        if not self._is_open():
+            return BrokerUnavailableError(f"{rpc}: the gateway was disconnected")
+        if code in _TRANSIENT:
+            pacing.failures += 1
+            return None
+        if code in _FAULTS and pacing.faults + 1 < FAULT_ATTEMPTS:
+            pacing.faults += 1
+            pacing.failures += 1
+            _log.warning("%s on %s failed (%s); reopening it", rpc, self._config.target, error)
+            return None
+        return error
+
+    async def quotes(self, symbols: Sequence[str]) -> AsyncGenerator[Quote, None]:
         """Quotes of `symbols`, resumed across reconnects until the caller stops iterating."""
-        return self._track(self._quotes(symbols))
-
-    def order_updates(self) -> AsyncIterator[OrderUpdate]:
-        """Order updates from now on, in sequence; see `_order_updates`."""
-        return self._track(self._order_updates())
-
-    def _track(self, iterator: AsyncGenerator[_T, None]) -> AsyncGenerator[_T, None]:
-        self._iterators.add(iterator)
-        return iterator
-
-    async def _quotes(self, symbols: list[str]) -> AsyncGenerator[Quote, None]:
         request = market_data_pb2.StreamQuotesRequest(symbols=symbols)
+        pacing = _Pacing()
         while True:
-            batches = self._messages("market", "StreamQuotes", request, "market_data")
+            batches = self._messages("market", "StreamQuotes", request, "market_data", pacing)
             async with contextlib.aclosing(batches):
                 async for batch in batches:
                     for quote in batch.quotes:
                         yield quote_from(quote)
 
-    async def _order_updates(self) -> AsyncGenerator[OrderUpdate, None]:
+    async def order_updates(self) -> AsyncGenerator[OrderUpdate, None]:
         """Order updates from now on, in sequence; after an interruption the missed ones come first.
 
         The bridge answers a subscription at once (with its replay, or with nothing and the latest
         sequence), so a gap is closed, and reported, as soon as the stream is back.
         """
         last_sequence: int | None = None  # None: start from the latest, replaying nothing
+        pacing = _Pacing()
         gap_start: datetime | None = None
         resync_since: datetime | None = None
         while True:
             request = trading_pb2.StreamOrderUpdatesRequest(
                 after_sequence=last_sequence or 0, from_latest=last_sequence is None
             )
-            batches = self._messages("trading", "StreamOrderUpdates", request, "trading")
+            batches = self._messages("trading", "StreamOrderUpdates", request, "trading", pacing)
             try:
                 async for batch in batches:
                     if last_sequence is None:
@@ -268,7 +265,7 @@ class StreamSet:
 
     async def _resynchronise(self, since: datetime) -> AsyncIterator[OrderUpdate]:
         request = trading_pb2.ListOrdersRequest(updated_since=time_to(since))
-        reply = await self._caller.read("trading", "trading", "ListOrders", request)
+        reply = await self._calls.read("trading", "trading", "ListOrders", request)
         for message in reply.orders:
             order = order_from(message)
             # Sequence 0 marks a snapshot taken to close a gap, not an event the bridge numbered.

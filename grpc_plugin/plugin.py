@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from broker_plugins import RegisterGateway, hookimpl
+from grpc_plugin._config import OPTIONS
 from grpc_plugin._gateway import GrpcBrokerGateway
 
 __all__ = ["provide_conformance_harness", "provide_embedded_backend", "register_broker_gateways"]
@@ -16,6 +17,7 @@ def register_broker_gateways(register: RegisterGateway) -> None:
         GrpcBrokerGateway,
         description="A bridge server over gRPC (broker.bridge.v1), e.g. one in front of Kiwoom, KIS or eBest",
         capabilities=GrpcBrokerGateway.CAPABILITIES,
+        options=OPTIONS,
     )
 
 

@@ -24,7 +24,7 @@ class RunningBackend(Protocol):
 
     @property
     def options(self) -> Mapping[str, object]:
-        """Gateway options that reach the backend (for example `{"target": "127.0.0.1:50051"}`)."""
+        """Gateway options that reach the backend (for example `{"address": "127.0.0.1:50051"}`)."""
         ...
 
     @property

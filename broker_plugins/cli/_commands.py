@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from decimal import Decimal
 
 from broker_plugins._aio import wait_for
-from broker_plugins._entities import Order, OrderRequest, check_symbol
+from broker_plugins._checks import check_symbol
+from broker_plugins._entities import Order, OrderRequest
 from broker_plugins._enums import Interval, TimeInForce
 from broker_plugins._errors import BrokerError, BrokerTimeoutError
 from broker_plugins._gateway import HealthStatus, IBrokerGateway
 from broker_plugins._manager import BrokerConnectionManager
 from broker_plugins.cli._candles import fetch_candles, parse_time
 from broker_plugins.cli._context import Context
-from broker_plugins.cli._exit import ExitCode
+from broker_plugins.cli._exit import CliError, ExitCode
 from broker_plugins.cli._output import (
     Column,
     Progress,
@@ -31,7 +33,7 @@ from broker_plugins.cli._output import (
     quote_columns,
     table,
 )
-from broker_plugins.cli._session import Session, open_session, selected_connections
+from broker_plugins.cli._session import Session, create_gateway, open_session, selected_connections
 
 __all__ = [
     "balance",
@@ -48,7 +50,12 @@ __all__ = [
     "wait_until_done",
 ]
 
-DEFAULT_TIMEOUT = 5.0
+_TICKS_LOOKED_UP = 20
+"""Instruments looked up (a call each) to print their prices in their tick; more print as sent."""
+_EMPTY_EMBEDDED = (
+    "the embedded backend starts with an empty paper account for every command; to keep one, run "
+    "`brokerctl serve` in another terminal and point commands at it"
+)
 
 
 @contextlib.asynccontextmanager
@@ -59,12 +66,30 @@ async def connect(ctx: Context) -> AsyncIterator[Session]:
         yield session
 
 
+async def ticks_of(gateway: IBrokerGateway, symbols: Iterable[str]) -> dict[str, Decimal]:
+    """The tick size of each symbol's instrument, for printing; one unknown to the broker is left out."""
+    ticks: dict[str, Decimal] = {}
+    for symbol in list(dict.fromkeys(symbols))[:_TICKS_LOOKED_UP]:
+        try:
+            ticks[symbol] = (await gateway.get_instrument(symbol)).tick_size
+        except BrokerError:
+            continue
+    return ticks
+
+
+def _nothing(ctx: Context, session: Session, what: str) -> None:
+    """Say why a table is empty when the reason is the embedded backend's fresh account."""
+    if session.backend is not None and not ctx.json:
+        ctx.note(f"no {what}: {_EMPTY_EMBEDDED}")
+
+
 async def quote(ctx: Context) -> ExitCode:
     """`quote SYMBOL...`: the latest quote of each symbol."""
     symbols = [check_symbol(symbol) for symbol in ctx.args.symbols]
     async with connect(ctx) as session:
         quotes = [await session.gateway.get_quote(symbol) for symbol in symbols]
-    ctx.emit(quotes, lambda: table(quote_columns(), quotes))
+        ticks = {} if ctx.json else await ticks_of(session.gateway, symbols)
+    ctx.emit(quotes, lambda: table(quote_columns(ticks), quotes))
     return ExitCode.OK
 
 
@@ -85,7 +110,8 @@ async def candles(ctx: Context) -> ExitCode:
             limit=args.limit,
             progress=progress,
         )
-    ctx.emit(bars, lambda: table(candle_columns(), bars))
+        ticks = {} if ctx.json else await ticks_of(session.gateway, [symbol])
+    ctx.emit(bars, lambda: table(candle_columns(ticks), bars))
     return ExitCode.OK
 
 
@@ -112,7 +138,7 @@ async def order(ctx: Context) -> ExitCode:
     args = ctx.args
     tif = TimeInForce(args.tif)
     # Built before connecting: a negative quantity is refused without touching the broker.
-    if args.limit is None:
+    if args.price is None:
         request = OrderRequest.market(
             args.symbol, args.side, args.quantity, time_in_force=tif, client_order_id=args.client_order_id
         )
@@ -121,7 +147,7 @@ async def order(ctx: Context) -> ExitCode:
             args.symbol,
             args.side,
             args.quantity,
-            args.limit,
+            args.price,
             time_in_force=tif,
             client_order_id=args.client_order_id,
         )
@@ -129,7 +155,8 @@ async def order(ctx: Context) -> ExitCode:
         placed = await session.gateway.place_order(request)
         if args.wait:
             placed = await wait_until_done(session.gateway, placed, args.wait)
-    ctx.emit(placed, lambda: key_values(order_rows(placed)))
+        ticks = {} if ctx.json else await ticks_of(session.gateway, [placed.symbol])
+    ctx.emit(placed, lambda: key_values(order_rows(placed, ticks)))
     return ExitCode.OK
 
 
@@ -146,7 +173,10 @@ async def orders(ctx: Context) -> ExitCode:
     symbol = check_symbol(ctx.args.symbol) if ctx.args.symbol else None
     async with connect(ctx) as session:
         found = list(await session.gateway.get_orders(open_only=ctx.args.open, symbol=symbol))
-    ctx.emit(found, lambda: table(order_columns(), found))
+        if not found:
+            _nothing(ctx, session, "orders")
+        ticks = {} if ctx.json else await ticks_of(session.gateway, (o.symbol for o in found))
+    ctx.emit(found, lambda: table(order_columns(ticks), found))
     return ExitCode.OK
 
 
@@ -154,7 +184,10 @@ async def positions(ctx: Context) -> ExitCode:
     """`positions`: what the account holds."""
     async with connect(ctx) as session:
         held = list(await session.gateway.get_positions())
-    ctx.emit([position_json(p) for p in held], lambda: table(position_columns(), held))
+        if not held:
+            _nothing(ctx, session, "positions")
+        ticks = {} if ctx.json else await ticks_of(session.gateway, (p.symbol for p in held))
+    ctx.emit([position_json(p) for p in held], lambda: table(position_columns(ticks), held))
     return ExitCode.OK
 
 
@@ -214,7 +247,7 @@ async def plugins(ctx: Context) -> ExitCode:
 
 async def health(ctx: Context) -> ExitCode:
     """`health`: state, health and latency of each configured connection (or the embedded one)."""
-    timeout = ctx.args.timeout or DEFAULT_TIMEOUT
+    timeout: float = ctx.args.wait
     selected = selected_connections(ctx, every_configured=True)
     rows: list[dict[str, object]] = []
     if not selected:
@@ -222,16 +255,13 @@ async def health(ctx: Context) -> ExitCode:
             status = await _checked(session.gateway, timeout)
             rows.append(_health_row(session.name, session.description, status, None))
     else:
-        manager = BrokerConnectionManager(health_check_interval=1.0, health_check_timeout=timeout)
+        manager = BrokerConnectionManager(check_interval=1.0, check_timeout=timeout)
         descriptions: dict[str, str] = {}
         for settings in selected:
-            descriptions[settings.name] = f"{settings.gateway} {settings.target or ''}".strip()
+            descriptions[settings.name] = settings.gateway
             try:
-                options = settings.gateway_options(ctx.environ)
-                if isinstance(options.get("token"), str):
-                    ctx.secrets.append(options["token"])
-                manager.add(settings.name, ctx.registry.create(settings.gateway, **options))
-            except BrokerError as error:
+                manager.add(settings.name, create_gateway(ctx, settings))
+            except (BrokerError, CliError) as error:
                 rows.append(_failed_row(settings.name, descriptions[settings.name], str(error)))
         async with manager:
             with contextlib.suppress(BrokerTimeoutError):
@@ -241,7 +271,7 @@ async def health(ctx: Context) -> ExitCode:
                 rows.append(_health_row(name, descriptions[name], status, manager.status(name).last_error))
         rows.sort(key=lambda row: str(row["connection"]))
     for row in rows:
-        row["error"] = ctx.redact(str(row["error"])) if row["error"] else None
+        row["error"] = ctx.humane(str(row["error"])) if row["error"] else None
 
     def render() -> str:
         return table(

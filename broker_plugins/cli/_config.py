@@ -1,36 +1,35 @@
-"""Named connections: `brokerctl`'s TOML config file, and the same settings taken from flags.
+"""Named connections: `brokerctl`'s TOML config file, in the words each gateway declares.
 
 ```toml
-default = "paper"                 # used when neither --connection nor --target is given
+default = "paper"                 # used when no connection is named and no gateway option is given
 
 [connections.paper]
-gateway = "grpc"                  # registered gateway name (default "grpc")
-target = "bridge.example:50051"
-token_env = "PAPER_BRIDGE_TOKEN"  # read the token from this variable (or: token = "...")
-tls = true
-ca_cert = "certs/ca.pem"          # paths are relative to this file
-client_cert = "certs/me.pem"
-client_key = "certs/me.key"
-server_name = "bridge.internal"
-timeout = 5                       # seconds: connect and per-call deadline
+gateway = "my-broker"             # registered gateway name (default "grpc")
+host = "broker.example"           # any option the gateway declares, by its name or its flag's name
+api_key_env = "PAPER_API_KEY"     # a secret from an environment variable: <option>_env
+certificate = "certs/me.pem"      # file options are relative to this file
 
-[connections.paper.options]       # any other gateway option, passed as is
-rate_limit_margin = 0.05
+[connections.paper.options]       # anything else the gateway's factory takes, passed as is
+retries = 2
 ```
+
+The file is read without knowing any gateway: which keys a connection may hold is decided by the
+options its gateway declares (`GatewayOption`), when the connection is used.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
+from broker_plugins._errors import InvalidRequestError
+from broker_plugins._options import GatewayOption
 from broker_plugins.cli._exit import UsageError
 
 if sys.version_info >= (3, 11):
@@ -38,72 +37,86 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["CONFIG_ENV", "TOKEN_ENV", "CliConfig", "ConnectionSettings", "default_config_path", "load_config"]
+__all__ = [
+    "CONFIG_ENV",
+    "CliConfig",
+    "ConnectionSettings",
+    "default_config_path",
+    "load_config",
+    "parse_config",
+]
 
 CONFIG_ENV = "BROKERCTL_CONFIG"
 """Path of the config file, instead of `$XDG_CONFIG_HOME/brokerctl/config.toml`."""
-TOKEN_ENV = "BROKERCTL_TOKEN"  # noqa: S105 - the name of a variable, not a secret
-"""The bearer token, instead of `--token` (which would show in `ps` and shell history)."""
+DEFAULT_GATEWAY = "grpc"
 
 _TOP_LEVEL = frozenset({"default", "connections"})
-_STRINGS = frozenset({"gateway", "target", "token", "token_env", "server_name"})
-_PATHS = frozenset({"ca_cert", "client_cert", "client_key"})
-_KEYS = _STRINGS | _PATHS | {"tls", "timeout", "options"}
+_ENV_SUFFIX = "_env"
+
+
+def _key_of(option: GatewayOption) -> str:
+    """The flag's name as a TOML key (`--api-key` is `api_key`)."""
+    return option.cli_flag.removeprefix("--").replace("-", "_")
 
 
 @attrs.frozen(kw_only=True)
 class ConnectionSettings:
-    """How to reach one broker: a gateway name and what it is configured with."""
+    """How to reach one broker: a gateway name and the option values the config or the flags give."""
 
     name: str
-    gateway: str = "grpc"
-    target: str | None = None
-    token: str | None = attrs.field(default=None, repr=False)
-    token_env: str | None = None
-    tls: bool = False
-    ca_cert: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    server_name: str | None = None
-    timeout: float | None = None
-    options: Mapping[str, Any] = attrs.field(factory=lambda: MappingProxyType({}))
+    gateway: str = DEFAULT_GATEWAY
+    values: Mapping[str, object] = attrs.field(factory=lambda: MappingProxyType({}), repr=False)
+    """Option values by key, as written (text, numbers, booleans)."""
+    options: Mapping[str, Any] = attrs.field(factory=lambda: MappingProxyType({}), repr=False)
+    """Passed to the factory as is (the `[connections.NAME.options]` table)."""
+    base: Path | None = None
+    """The config file's directory, which relative file options are taken from."""
 
-    def resolved_token(self, environ: Mapping[str, str]) -> str | None:
-        """The token itself: given directly, or read from the variable `token_env` names."""
-        if self.token:
-            return self.token
-        if self.token_env:
-            value = environ.get(self.token_env)
-            if not value:
+    def gateway_options(
+        self, declared: Sequence[GatewayOption], environ: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Keyword options for `BrokerRegistry.create(self.gateway, ...)`, checked against `declared`."""
+        by_key: dict[str, GatewayOption] = {}
+        for each in declared:
+            by_key[each.name] = by_key[_key_of(each)] = each
+            if each.secret:
+                by_key[each.name + _ENV_SUFFIX] = each
+        built: dict[str, Any] = dict(self.options)
+        for key, written in self.values.items():
+            option = by_key.get(key)
+            if option is None:
+                known = ", ".join(sorted(by_key)) or "none"
                 raise UsageError(
-                    f"connection {self.name!r}: environment variable {self.token_env} is not set"
+                    f"connection {self.name!r}: gateway {self.gateway!r} has no option {key!r} "
+                    f"(known: {known})"
                 )
-            return value
-        return None
+            value = written
+            if key.endswith(_ENV_SUFFIX) and option.secret and key != option.name:
+                value = self._from_environment(option, written, environ)
+            elif option.kind is Path and isinstance(written, str) and self.base is not None:
+                value = str(self.base / written)
+            try:
+                built[option.name] = option.convert(value)
+            except InvalidRequestError as error:
+                raise UsageError(f"connection {self.name!r}: {error}") from None
+        return built
 
-    def gateway_options(self, environ: Mapping[str, str]) -> dict[str, Any]:
-        """Keyword options for `BrokerRegistry.create(self.gateway, ...)`."""
-        options: dict[str, Any] = dict(self.options)
-        if self.target is not None:
-            options["target"] = self.target
-        token = self.resolved_token(environ)
-        if token is not None:
-            options["token"] = token
-        if self.tls:
-            options["tls"] = True
-        for key, path in (
-            ("root_certificates", self.ca_cert),
-            ("client_certificate", self.client_cert),
-            ("client_key", self.client_key),
-        ):
-            if path is not None:
-                options[key] = str(path)
-        if self.server_name is not None:
-            options["server_name_override"] = self.server_name
-        if self.timeout is not None:
-            options["connect_timeout"] = self.timeout
-            options["timeouts"] = self.timeout
-        return options
+    def _from_environment(self, option: GatewayOption, variable: object, environ: Mapping[str, str]) -> str:
+        if not isinstance(variable, str) or not variable:
+            raise UsageError(f"connection {self.name!r}: {option.name}{_ENV_SUFFIX} must name a variable")
+        value = environ.get(variable)
+        if not value:
+            raise UsageError(f"connection {self.name!r}: environment variable {variable} is not set")
+        return value
+
+    def given(self, declared: Sequence[GatewayOption]) -> set[str]:
+        """The names of the declared options this connection sets."""
+        keys = set(self.values)
+        return {
+            option.name
+            for option in declared
+            if keys & {option.name, _key_of(option), option.name + _ENV_SUFFIX}
+        }
 
 
 @attrs.frozen(kw_only=True)
@@ -160,7 +173,7 @@ def load_config(path: Path, *, required: bool) -> CliConfig:
 
 
 def parse_config(text: str, *, path: Path) -> CliConfig:
-    """Parse config text; relative paths in it are taken from `path`'s directory."""
+    """Parse config text; relative file options in it are taken from `path`'s directory."""
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -187,27 +200,22 @@ def parse_config(text: str, *, path: Path) -> CliConfig:
 
 def _connection(name: str, table: dict[str, Any], path: Path) -> ConnectionSettings:
     where = f"{path}: connections.{name}"
-    unknown = sorted(set(table) - _KEYS)
-    if unknown:
-        raise UsageError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})")
-    fields: dict[str, Any] = {}
-    for key, value in table.items():
-        if key in _STRINGS or key in _PATHS:
-            if not isinstance(value, str) or not value:
-                raise UsageError(f"{where}.{key} must be a non-empty string")
-            fields[key] = path.parent / value if key in _PATHS else value
-        elif key == "tls":
-            if not isinstance(value, bool):
-                raise UsageError(f"{where}.tls must be true or false")
-            fields[key] = value
-        elif key == "timeout":
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-                raise UsageError(f"{where}.timeout must be a positive number of seconds")
-            fields[key] = float(value)
-        else:
-            if not isinstance(value, dict):
-                raise UsageError(f"{where}.options must be a table")
-            fields[key] = MappingProxyType(dict(value))
-    if "token" in fields and "token_env" in fields:
-        raise UsageError(f"{where}: give token or token_env, not both")
-    return ConnectionSettings(name=name, **fields)
+    values = dict(table)
+    gateway = values.pop("gateway", DEFAULT_GATEWAY)
+    if not isinstance(gateway, str) or not gateway:
+        raise UsageError(f"{where}.gateway must be a gateway name")
+    options = values.pop("options", {})
+    if not isinstance(options, dict):
+        raise UsageError(f"{where}.options must be a table")
+    for key, value in values.items():
+        if isinstance(value, dict | list):
+            raise UsageError(f"{where}.{key} must be a single value (other options go in [{name}.options])")
+        if key.endswith(_ENV_SUFFIX) and key.removesuffix(_ENV_SUFFIX) in values:
+            raise UsageError(f"{where}: give {key.removesuffix(_ENV_SUFFIX)} or {key}, not both")
+    return ConnectionSettings(
+        name=name,
+        gateway=gateway,
+        values=MappingProxyType(values),
+        options=MappingProxyType(dict(options)),
+        base=path.parent,
+    )

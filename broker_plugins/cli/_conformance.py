@@ -12,6 +12,8 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -20,6 +22,7 @@ import attrs
 from broker_plugins.cli._context import Context
 from broker_plugins.cli._exit import CliError, ExitCode
 from broker_plugins.cli._output import Column, table
+from broker_plugins.cli._output import is_terminal as _is_terminal
 
 __all__ = ["ClauseVerdict", "conformance", "parse_report", "pytest_command"]
 
@@ -99,36 +102,64 @@ def _explain(stderr: str, stdout: str, gateway_name: str) -> str:
         )
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith(("ERROR", "error", "E "))]
-    return (errors or lines or ["pytest gave no reason"])[-1]
+    reason = (errors or lines or ["pytest gave no reason"])[-1]
+    # Said in the words of the suite's pytest option: a brokerctl user never typed it.
+    return reason.replace(f"ERROR: --broker-gateway {gateway_name}: ", "", 1)
+
+
+_PROGRESS = re.compile(r"::(test_\w+)\S* (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)")
+
+
+def _run(
+    command: list[str], workdir: Path, timeout: float, on_line: Callable[[str], None]
+) -> tuple[int, str]:
+    """Run the suite, handing each line of its output to `on_line`; returns its exit code and output."""
+    # The command is this interpreter running pytest; nothing in it comes from a shell.
+    with subprocess.Popen(  # noqa: S603
+        command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        timer = threading.Timer(timeout, process.kill)
+        timer.start()
+        lines: list[str] = []
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line)
+                on_line(line)
+            code = process.wait()
+        finally:
+            timer.cancel()
+            process.kill()
+    if code < 0:  # killed by the timer
+        raise subprocess.TimeoutExpired(command, timeout)
+    return code, "".join(lines)
 
 
 def conformance(ctx: Context) -> ExitCode:
     """Run the suite on `NAME`; exit 0 when no clause failed, 1 when one did."""
     name: str = ctx.args.name
+    show = not ctx.json and _is_terminal(ctx.err)
     ctx.note(f"running the conformance suite on gateway {name!r} (a minute or two) ...")
+
+    def on_line(line: str) -> None:
+        found = _PROGRESS.search(line)
+        if show and found:
+            clause = _clause_of(found.group(1), "")
+            print(f"  {clause:<8} {found.group(2).lower()}", file=ctx.err, flush=True)
+
     with tempfile.TemporaryDirectory(prefix="brokerctl-conformance-") as directory:
         workdir = Path(directory)
         report, config = workdir / "report.xml", workdir / "pytest.ini"
         config.write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n", encoding="utf-8")
-        command = pytest_command(name, report, config, list(ctx.args.pytest_args))
+        command = pytest_command(name, report, config, ["-v", *ctx.args.pytest_args])
         try:
-            # The command is this interpreter running pytest; nothing in it comes from a shell.
-            finished = subprocess.run(  # noqa: S603
-                command,
-                cwd=workdir,
-                capture_output=True,
-                text=True,
-                timeout=ctx.args.suite_timeout,
-                check=False,
-            )
+            code, output = _run(command, workdir, ctx.args.suite_timeout, on_line)
         except subprocess.TimeoutExpired:
             raise CliError(
                 f"the conformance suite did not finish within {ctx.args.suite_timeout:g} s", ExitCode.FAILURE
             ) from None
-        if finished.returncode in (_PYTEST_USAGE, _NO_TESTS) or not report.exists():
-            raise CliError(
-                f"conformance {name}: {_explain(finished.stderr, finished.stdout, name)}", ExitCode.PLUGIN
-            )
+        if code in (_PYTEST_USAGE, _NO_TESTS) or not report.exists():
+            raise CliError(f"conformance {name}: {_explain(output, '', name)}", ExitCode.PLUGIN)
         verdicts = parse_report(report.read_text(encoding="utf-8"))
     failed = [v for v in verdicts if v.verdict in ("failed", "error")]
     counts = {

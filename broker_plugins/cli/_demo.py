@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from decimal import Decimal
 
-from broker_plugins._entities import Order, OrderRequest, check_symbol
+from broker_plugins._checks import check_symbol
+from broker_plugins._entities import Order, OrderRequest
 from broker_plugins._enums import ConnectionState, Interval
 from broker_plugins._gateway import IBrokerGateway, StateChange
 from broker_plugins.cli._backend import RunningBackend
@@ -49,6 +51,8 @@ class _Report:
         self._ctx = ctx
         self._sections = 0
         self.data: dict[str, object] = {}
+        self.ticks: dict[str, Decimal] = {}
+        """Tick size by symbol, once the instrument is known: prices show in it."""
 
     def section(self, title: str) -> None:
         self._sections += 1
@@ -76,8 +80,10 @@ async def _until(condition: Callable[[], bool], what: str, seconds: float = STEP
 async def demo(ctx: Context) -> ExitCode:
     """Run the demo; exit 0 once every step, the reconnect included, has been seen."""
     args = ctx.args
-    if args.target or args.connection:
-        raise UsageError("demo runs its own embedded backend: it takes no --target or --connection")
+    if ctx.flags or args.connection:
+        given = [option.cli_flag for option in ctx.declared if option.name in ctx.flags]
+        shown = " ".join(given or ["--connection"])
+        raise UsageError(f"demo runs its own embedded backend: it takes no {shown}")
     symbol = check_symbol(args.symbol)
     request = OrderRequest.market(symbol, "buy", args.quantity)  # bad input fails before anything starts
     report = _Report(ctx)
@@ -119,13 +125,14 @@ async def _market_data(gateway: IBrokerGateway, symbol: str, report: _Report) ->
     report.section(f"Instrument {symbol}")
     report.text(key_values(instrument_rows(instrument)))
     report.data["instrument"] = instrument
+    report.ticks[symbol] = instrument.tick_size
     bars = list(await gateway.get_candles(symbol, Interval.M1, limit=5))
     report.section(f"The last {len(bars)} one-minute candles")
-    report.text(table(candle_columns(), bars))
+    report.text(table(candle_columns(report.ticks), bars))
     report.data["candles"] = bars
     quote = await gateway.get_quote(symbol)
     report.section("Quote")
-    report.text(table(quote_columns(), [quote]))
+    report.text(table(quote_columns(report.ticks), [quote]))
     report.data["quote"] = quote
 
 
@@ -137,11 +144,11 @@ async def _trade(gateway: IBrokerGateway, request: OrderRequest, report: _Report
     filled = await wait_until_done(gateway, placed, STEP_TIMEOUT)
     if filled.status.is_open:
         raise CliError(f"demo: order {filled.order_id} is still {filled.status}", ExitCode.FAILURE)
-    report.text(key_values(order_rows(filled)))
+    report.text(key_values(order_rows(filled, report.ticks)))
     report.data["filled_order"] = filled
     held = list(await gateway.get_positions())
     report.section("Positions")
-    report.text(table(position_columns(), held))
+    report.text(table(position_columns(report.ticks), held))
     report.data["positions"] = [position_json(p) for p in held]
     cash = await gateway.get_balance()
     report.section("Balance")
@@ -167,7 +174,7 @@ async def _reconnect(
                 if phase == "after" and resumed_at is None:
                     resumed_at = time.monotonic()
                 if phase != "during" and counts[phase] <= QUOTES_SHOWN:
-                    report.text(quote_line(quote, gateway.state.value))
+                    report.text(quote_line(quote, gateway.state.value, report.ticks.get(symbol)))
         finally:
             await close_stream(stream)
 
@@ -175,7 +182,10 @@ async def _reconnect(
     try:
         await _until(lambda: counts["before"] >= QUOTES_SHOWN, "the first quotes")
         phase = "during"
-        report.text("stopping the bridge (its process goes away; orders stay in its journal) ...")
+        report.text(
+            "stopping the bridge: it stops listening and drops every connection, as a bridge that went "
+            "away would (orders stay in its journal) ..."
+        )
         await backend.stop()
         noticed = await _until(lambda: gateway.state is not ConnectionState.CONNECTED, "noticing the outage")
         await asyncio.sleep(outage)

@@ -22,10 +22,12 @@ from broker_plugins._entities import Balance, Instrument, Order, Position
 __all__ = [
     "Column",
     "Progress",
+    "Ticks",
     "balance_rows",
     "candle_columns",
     "dumps",
     "instrument_rows",
+    "is_terminal",
     "jsonable",
     "key_values",
     "number",
@@ -41,9 +43,27 @@ __all__ = [
 _T = TypeVar("_T")
 
 
-def number(value: Decimal | None) -> str:
-    """A decimal in plain notation, exactly; `-` for none."""
-    return "-" if value is None else format(value, "f")
+def number(value: Decimal | None, tick: Decimal | None = None) -> str:
+    """A decimal in plain notation, exactly; `-` for none.
+
+    With the instrument's `tick`, a price shows as many decimals as the tick has (`77700` and
+    `190.50` beside `190.25`), whatever exponent the broker sent it with; a value off the tick
+    grid keeps its own digits rather than being rounded.
+    """
+    if value is None:
+        return "-"
+    if tick is not None and value.is_finite() and tick.is_finite() and tick > 0:
+        exponent = tick.normalize().as_tuple().exponent
+        if isinstance(exponent, int):
+            step = Decimal(1).scaleb(min(exponent, 0))
+            shown = value.quantize(step)
+            if shown == value:
+                return format(shown, "f")
+    return format(value.normalize() if value.is_finite() and value == value.to_integral() else value, "f")
+
+
+Ticks = Mapping[str, Decimal]
+"""Tick size by symbol: how many decimals each instrument's prices show."""
 
 
 def timestamp(value: datetime | None, *, precise: bool = False) -> str:
@@ -144,8 +164,9 @@ def balance_rows(balance: Balance) -> list[tuple[str, str]]:
     ]
 
 
-def order_rows(order: Order) -> list[tuple[str, str]]:
+def order_rows(order: Order, ticks: Ticks | None = None) -> list[tuple[str, str]]:
     """One order, field by field."""
+    tick = (ticks or {}).get(order.symbol)
     rows = [
         ("order id", order.order_id),
         ("client order id", order.client_order_id),
@@ -153,11 +174,11 @@ def order_rows(order: Order) -> list[tuple[str, str]]:
         ("side", str(order.side)),
         ("type", str(order.order_type)),
         ("quantity", number(order.quantity)),
-        ("limit price", number(order.price)),
+        ("limit price", number(order.price, tick)),
         ("time in force", str(order.time_in_force)),
         ("status", str(order.status)),
         ("filled", number(order.filled_quantity)),
-        ("average fill price", number(order.average_fill_price)),
+        ("average fill price", number(order.average_fill_price, tick)),
         ("created", timestamp(order.created_at, precise=True)),
         ("updated", timestamp(order.updated_at, precise=True)),
     ]
@@ -166,55 +187,59 @@ def order_rows(order: Order) -> list[tuple[str, str]]:
     return rows
 
 
-def quote_columns() -> list[Column]:
-    """Columns of a quote table."""
+def quote_columns(ticks: Ticks | None = None) -> list[Column]:
+    """Columns of a quote table; prices in each instrument's tick."""
+    tick = (ticks or {}).get
     return [
         Column("SYMBOL", lambda q: q.symbol),
-        Column("BID", lambda q: number(q.bid), right=True),
+        Column("BID", lambda q: number(q.bid, tick(q.symbol)), right=True),
         Column("BID SIZE", lambda q: number(q.bid_size), right=True),
-        Column("ASK", lambda q: number(q.ask), right=True),
+        Column("ASK", lambda q: number(q.ask, tick(q.symbol)), right=True),
         Column("ASK SIZE", lambda q: number(q.ask_size), right=True),
-        Column("LAST", lambda q: number(q.last), right=True),
+        Column("LAST", lambda q: number(q.last, tick(q.symbol)), right=True),
         Column("TIME", lambda q: timestamp(q.time, precise=True)),
     ]
 
 
-def candle_columns() -> list[Column]:
-    """Columns of a candle table."""
+def candle_columns(ticks: Ticks | None = None) -> list[Column]:
+    """Columns of a candle table; prices in the instrument's tick."""
+    tick = (ticks or {}).get
     return [
         Column("START", lambda c: timestamp(c.start)),
-        Column("OPEN", lambda c: number(c.open), right=True),
-        Column("HIGH", lambda c: number(c.high), right=True),
-        Column("LOW", lambda c: number(c.low), right=True),
-        Column("CLOSE", lambda c: number(c.close), right=True),
+        Column("OPEN", lambda c: number(c.open, tick(c.symbol)), right=True),
+        Column("HIGH", lambda c: number(c.high, tick(c.symbol)), right=True),
+        Column("LOW", lambda c: number(c.low, tick(c.symbol)), right=True),
+        Column("CLOSE", lambda c: number(c.close, tick(c.symbol)), right=True),
         Column("VOLUME", lambda c: number(c.volume), right=True),
     ]
 
 
-def order_columns() -> list[Column]:
-    """Columns of an order list."""
+def order_columns(ticks: Ticks | None = None) -> list[Column]:
+    """Columns of an order list; prices in each instrument's tick."""
+    tick = (ticks or {}).get
     return [
         Column("ORDER ID", lambda o: o.order_id),
         Column("SYMBOL", lambda o: o.symbol),
         Column("SIDE", lambda o: str(o.side)),
         Column("TYPE", lambda o: str(o.order_type)),
         Column("QTY", lambda o: number(o.quantity), right=True),
-        Column("PRICE", lambda o: number(o.price), right=True),
+        Column("PRICE", lambda o: number(o.price, tick(o.symbol)), right=True),
         Column("STATUS", lambda o: str(o.status)),
         Column("FILLED", lambda o: number(o.filled_quantity), right=True),
-        Column("AVG PRICE", lambda o: number(o.average_fill_price), right=True),
+        Column("AVG PRICE", lambda o: number(o.average_fill_price, tick(o.symbol)), right=True),
         Column("CLIENT ORDER ID", lambda o: o.client_order_id),
         Column("UPDATED", lambda o: timestamp(o.updated_at)),
     ]
 
 
-def position_columns() -> list[Column]:
-    """Columns of a position table."""
+def position_columns(ticks: Ticks | None = None) -> list[Column]:
+    """Columns of a position table; prices in each instrument's tick."""
+    tick = (ticks or {}).get
     return [
         Column("SYMBOL", lambda p: p.symbol),
         Column("QTY", lambda p: number(p.quantity), right=True),
-        Column("AVG PRICE", lambda p: number(p.average_price), right=True),
-        Column("MARKET PRICE", lambda p: number(p.market_price), right=True),
+        Column("AVG PRICE", lambda p: number(p.average_price, tick(p.symbol)), right=True),
+        Column("MARKET PRICE", lambda p: number(p.market_price, tick(p.symbol)), right=True),
         Column("UNREALIZED P&L", lambda p: number(p.unrealized_pnl), right=True),
     ]
 
@@ -240,7 +265,7 @@ class Progress:
         self._label = label
         self.total = total
         """How many items there will be, when known (a download may learn it late)."""
-        self._enabled = _is_terminal(stream)
+        self._enabled = is_terminal(stream)
         self._started = time.monotonic()
         self._drawn_at = 0.0
         self._width = 0
@@ -276,7 +301,8 @@ class Progress:
             self._width = 0
 
 
-def _is_terminal(stream: TextIO) -> bool:
+def is_terminal(stream: TextIO) -> bool:
+    """Whether `stream` is a terminal a person watches (not a pipe or a file)."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):  # a closed or unusual stream is not a terminal

@@ -1,24 +1,28 @@
 """Which broker a command talks to, and the connected gateway it gets.
 
-In order: `--connection NAME` from the config file; `--target`; the config's default connection;
-and when none of those exists, the embedded backend a plugin provides for `--gateway` (the
-reference bridge for `grpc`), run inside this process. Flags override what the config says.
+In order: `--connection NAME` from the config file; a required option of the gateway given as a
+flag (its address, say); the config's default connection; and when none of those exists, the
+embedded backend a plugin provides for the gateway (the reference bridge for `grpc`), run inside
+this process. Flags override what the config says. Every option here comes from what the gateway
+declares: nothing in this module knows a gateway's options.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 from broker_plugins._errors import PluginError
 from broker_plugins._gateway import IBrokerGateway
+from broker_plugins._options import GatewayOption
 from broker_plugins.cli._backend import EmbeddedBackend, RunningBackend
 from broker_plugins.cli._config import (
-    TOKEN_ENV,
+    DEFAULT_GATEWAY,
     CliConfig,
     ConnectionSettings,
     default_config_path,
@@ -27,9 +31,16 @@ from broker_plugins.cli._config import (
 from broker_plugins.cli._context import Context
 from broker_plugins.cli._exit import CliError, ExitCode
 
-__all__ = ["DEFAULT_GATEWAY", "Session", "embedded_backend", "open_session", "selected_connections"]
+__all__ = [
+    "DEFAULT_GATEWAY",
+    "Session",
+    "embedded_backend",
+    "open_session",
+    "read_config",
+    "selected_connections",
+]
 
-DEFAULT_GATEWAY = "grpc"
+_FROM_FLAGS = "command line"
 
 
 @attrs.frozen
@@ -42,52 +53,52 @@ class Session:
     backend: RunningBackend | None = None
 
 
-def _config(ctx: Context) -> CliConfig:
+def read_config(ctx: Context) -> CliConfig:
+    """The config file: `--config`, `$BROKERCTL_CONFIG` or the default place (optional there)."""
     explicit: Path | None = ctx.args.config
     if explicit is not None:
         return load_config(explicit, required=True)
     return load_config(default_config_path(ctx.environ), required=False)
 
 
-def _overrides(ctx: Context) -> dict[str, Any]:
-    """The connection settings given as flags (or `BROKERCTL_TOKEN`), which beat the config file."""
-    args = ctx.args
-    overrides: dict[str, Any] = {}
-    for field in ("gateway", "target", "server_name", "timeout", "ca_cert", "client_cert", "client_key"):
-        value = getattr(args, field)
-        if value is not None:
-            overrides[field] = value
-    token = args.token or ctx.environ.get(TOKEN_ENV)
-    if token:
-        overrides["token"] = token
-        overrides["token_env"] = None
-    if args.tls:
-        overrides["tls"] = True
-    return overrides
+def _flag_values(ctx: Context) -> dict[str, object]:
+    """The gateway options given as flags or, for secrets, in `BROKERCTL_<NAME>`; flags win."""
+    values: dict[str, object] = {}
+    for option in ctx.declared:
+        if option.secret and ctx.environ.get(option.environment_variable):
+            values[option.name] = ctx.environ[option.environment_variable]
+    values.update(ctx.flags)
+    return values
 
 
 def selected_connections(ctx: Context, *, every_configured: bool = False) -> list[ConnectionSettings]:
     """The connections the command line selects; empty means the embedded backend.
 
-    With `every_configured`, no `--connection` and no `--target`, every configured connection.
+    With `every_configured` and no connection named, every configured connection.
     """
     args = ctx.args
-    config = _config(ctx)
-    overrides = _overrides(ctx)
+    config = read_config(ctx)
+    values = _flag_values(ctx)
+    required = {option.name for option in ctx.declared if option.required}
     if args.connection:
         chosen = [config.connection(args.connection)]
-    elif args.target:
-        chosen = [ConnectionSettings(name="target")]
+    elif required and required & set(ctx.flags):
+        chosen = [ConnectionSettings(name=_FROM_FLAGS, gateway=ctx.gateway_name)]
     elif every_configured and config.connections:
         chosen = [config.connections[name] for name in sorted(config.connections)]
     else:
         default = config.default_connection()
         chosen = [] if default is None else [default]
     if not chosen:
-        if args.token or args.tls or args.ca_cert or args.client_cert:
-            ctx.note("ignoring the token and TLS options: they apply to --target or a configured connection")
         return []
-    return [attrs.evolve(settings, **overrides) for settings in chosen]
+    overridden = []
+    for settings in chosen:
+        if settings.gateway != ctx.gateway_name:
+            overridden.append(settings)  # flags are another gateway's options: they do not apply
+            continue
+        merged = {**settings.values, **values}
+        overridden.append(attrs.evolve(settings, values=MappingProxyType(merged)))
+    return overridden
 
 
 def embedded_backend(ctx: Context, gateway_name: str) -> EmbeddedBackend:
@@ -95,9 +106,11 @@ def embedded_backend(ctx: Context, gateway_name: str) -> EmbeddedBackend:
     backend = ctx.registry.embedded_backend(gateway_name)
     if backend is None:
         names = ", ".join(ctx.registry.names()) or "none"
+        required = [option.cli_flag for option in ctx.declared if option.required]
+        how = f"give {' '.join(required)}" if required else "give its options"
         raise CliError(
             f"no plugin provides an embedded backend for gateway {gateway_name!r} (installed gateways: "
-            f"{names}): give --target HOST:PORT or configure a connection",
+            f"{names}): {how} or configure a connection",
             ExitCode.PLUGIN,
         )
     if not isinstance(backend, EmbeddedBackend):
@@ -108,23 +121,44 @@ def embedded_backend(ctx: Context, gateway_name: str) -> EmbeddedBackend:
     return backend
 
 
-def _timeout_options(ctx: Context) -> dict[str, Any]:
-    timeout: float | None = ctx.args.timeout
-    return {} if timeout is None else {"connect_timeout": timeout, "timeouts": timeout}
+def create_gateway(ctx: Context, settings: ConnectionSettings) -> IBrokerGateway:
+    """The gateway of `settings`, its secrets registered for redaction first."""
+    declared = ctx.declared if settings.gateway == ctx.gateway_name else ctx.declared_for(settings.gateway)
+    options = settings.gateway_options(declared, ctx.environ)
+    _register_secrets(ctx, options, declared)
+    return ctx.registry.create(settings.gateway, **options)
 
 
-def _create(ctx: Context, gateway_name: str, options: Mapping[str, Any]) -> IBrokerGateway:
-    token = options.get("token")
-    if isinstance(token, str):
-        ctx.secrets.append(token)
-    return ctx.registry.create(gateway_name, **options)
+def _register_secrets(ctx: Context, options: Mapping[str, Any], declared: Sequence[GatewayOption]) -> None:
+    for option in declared:
+        value = options.get(option.name)
+        if option.secret and isinstance(value, str):
+            ctx.secrets.append(value)
+
+
+def _embedded_options(ctx: Context) -> dict[str, object]:
+    """Flags that apply to the embedded gateway too: not secrets, switches or files (those say which
+    broker to reach, and the embedded one is fixed)."""
+    applied: dict[str, object] = {}
+    ignored: list[str] = []
+    for option in ctx.declared:
+        if option.name not in ctx.flags:
+            continue
+        if option.secret or option.kind in (bool, Path):
+            ignored.append(option.cli_flag)
+        else:
+            applied[option.name] = option.convert(ctx.flags[option.name])
+    if ignored:
+        ctx.note(
+            f"ignoring {', '.join(ignored)}: they choose a broker, and none was named (embedded backend)"
+        )
+    return applied
 
 
 @contextlib.asynccontextmanager
 async def open_embedded(ctx: Context) -> AsyncIterator[RunningBackend]:
-    """Start the embedded backend of `--gateway` (the reference bridge for `grpc`); stop it on exit."""
-    gateway_name = ctx.args.gateway or DEFAULT_GATEWAY
-    async with embedded_backend(ctx, gateway_name).running() as running:
+    """Start the embedded backend of the gateway (the reference bridge for `grpc`); stop it on exit."""
+    async with embedded_backend(ctx, ctx.gateway_name).running() as running:
         yield running
 
 
@@ -133,12 +167,16 @@ async def open_session(ctx: Context, settings: ConnectionSettings | None) -> Asy
     """Connect to `settings`, or to the embedded backend when it is None; disconnect on exit."""
     if settings is None:
         async with open_embedded(ctx) as running:
-            ctx.note(f"no --target and no configured connection: using {running.description}")
-            gateway = _create(ctx, running.gateway_name, {**running.options, **_timeout_options(ctx)})
+            ctx.note(f"no broker named: using {running.description}")
+            for value in running.options.values():
+                if isinstance(value, str) and ":" in value:
+                    ctx.aliases[value] = "the embedded bridge"  # its temporary port tells nobody anything
+            options = {**running.options, **_embedded_options(ctx)}
+            gateway = ctx.registry.create(running.gateway_name, **options)
             async with gateway:
                 yield Session(gateway, "embedded", running.description, running)
         return
-    gateway = _create(ctx, settings.gateway, settings.gateway_options(ctx.environ))
-    where = f" at {settings.target}" if settings.target else ""
+    gateway = create_gateway(ctx, settings)
+    where = f" ({settings.name})" if settings.name != _FROM_FLAGS else ""
     async with gateway:
         yield Session(gateway, settings.name, f"the {settings.gateway} gateway{where}")

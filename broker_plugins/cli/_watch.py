@@ -11,34 +11,45 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from broker_plugins._aio import wait_for
-from broker_plugins._entities import Quote, check_symbol
+from broker_plugins._checks import check_symbol
+from broker_plugins._entities import Quote
 from broker_plugins._gateway import IBrokerGateway, StateChange
-from broker_plugins.cli._commands import connect
+from broker_plugins.cli._commands import connect, ticks_of
 from broker_plugins.cli._context import Context
 from broker_plugins.cli._exit import ExitCode
-from broker_plugins.cli._output import jsonable, number, timestamp
+from broker_plugins.cli._output import Ticks, jsonable, number, timestamp
 
 __all__ = ["close_stream", "quote_event", "quote_line", "state_event", "state_line", "stream_quotes", "watch"]
 
 
 def quote_event(quote: Quote, state: str) -> dict[str, object]:
-    """A quote as a JSON line, with the connection state it arrived in."""
+    """A quote as a JSON line, with the connection state it arrived in and when it arrived."""
     data = jsonable(quote)
     assert isinstance(data, dict)
-    return {"type": "quote", **data, "connection": state}
+    return {"type": "quote", **data, "received": jsonable(_now()), "connection": state}
 
 
-def quote_line(quote: Quote, state: str) -> str:
-    """A quote as one readable line."""
+def quote_line(quote: Quote, state: str, tick: Decimal | None = None) -> str:
+    """A quote as one readable line, stamped with when it arrived here.
+
+    The arrival time, not the broker's quote time: lines then run in time order with the state
+    changes printed between them (a quote stamped before a reconnect can arrive after it).
+    """
     return (
-        f"{timestamp(quote.time, precise=True)}  {quote.symbol:<8} "
-        f"bid {number(quote.bid):>12} x {number(quote.bid_size):<7} "
-        f"ask {number(quote.ask):>12} x {number(quote.ask_size):<7} "
-        f"last {number(quote.last):>12}  [{state}]"
+        f"{timestamp(_now(), precise=True)}  {quote.symbol:<8} "
+        f"bid {number(quote.bid, tick):>12} x {number(quote.bid_size):<7} "
+        f"ask {number(quote.ask, tick):>12} x {number(quote.ask_size):<7} "
+        f"last {number(quote.last, tick):>12}  [{state}]"
     )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def state_event(change: StateChange) -> dict[str, object]:
@@ -66,10 +77,17 @@ async def close_stream(stream: AsyncIterator[Any]) -> None:
 
 
 async def stream_quotes(
-    ctx: Context, gateway: IBrokerGateway, symbols: list[str], count: int | None, duration: float | None
+    ctx: Context,
+    gateway: IBrokerGateway,
+    symbols: list[str],
+    count: int | None,
+    duration: float | None,
+    *,
+    ticks: Ticks | None = None,
 ) -> int:
     """Print quotes and state changes until `count` quotes or `duration` seconds; returns the count."""
     received = 0
+    tick = (ticks or {}).get
 
     def on_change(change: StateChange) -> None:
         ctx.emit_line(state_event(change), lambda: state_line(change))
@@ -80,7 +98,8 @@ async def stream_quotes(
         try:
             async for quote in stream:
                 state = gateway.state.value
-                ctx.emit_line(quote_event(quote, state), functools.partial(quote_line, quote, state))
+                render = functools.partial(quote_line, quote, state, tick(quote.symbol))
+                ctx.emit_line(quote_event(quote, state), render)
                 received += 1
                 if count is not None and received >= count:
                     return
@@ -105,5 +124,6 @@ async def watch(ctx: Context) -> ExitCode:
     symbols = [check_symbol(symbol) for symbol in args.symbols]
     async with connect(ctx) as session:
         ctx.note(f"watching {', '.join(symbols)} on {session.description}; Ctrl-C stops")
-        await stream_quotes(ctx, session.gateway, symbols, args.count, args.duration)
+        ticks = {} if ctx.json else await ticks_of(session.gateway, symbols)
+        await stream_quotes(ctx, session.gateway, symbols, args.count, args.duration, ticks=ticks)
     return ExitCode.OK

@@ -1,4 +1,4 @@
-"""An inline plugin for the CLI tests: the in-memory gateway of tests/support, with an embedded backend.
+"""An inline plugin for the CLI tests: the example's in-memory gateway, with an embedded backend.
 
 It proves the CLI's embedded default goes through the hook, not through anything grpc-specific.
 """
@@ -12,8 +12,9 @@ import signal
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
+from memory_broker import MemoryBrokerGateway
+
 from broker_plugins import IBrokerGateway, RegisterGateway, hookimpl
-from tests.support.memory_gateway import MemoryGateway
 
 
 class RunningMemory:
@@ -72,7 +73,7 @@ class MemoryPlugin:
     def __init__(
         self,
         backend: object | None = None,
-        factory: Callable[..., IBrokerGateway] = MemoryGateway,
+        factory: Callable[..., IBrokerGateway] = MemoryBrokerGateway,
     ) -> None:
         self.backend = backend
         self.factory = factory
@@ -94,11 +95,8 @@ class BrokenPlugin:
         raise RuntimeError("the vendor SDK is not installed")
 
 
-class ExplodingGateway(MemoryGateway):
-    """A gateway with a bug: get_quote raises something that is not a BrokerError."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
+class ExplodingGateway(MemoryBrokerGateway):
+    """A gateway with a bug that bypasses `GatewayBase`'s guard: get_quote raises a RuntimeError."""
 
     async def get_quote(self, symbol: str) -> Any:
         raise RuntimeError("bug in a plugin")

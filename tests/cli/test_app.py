@@ -17,8 +17,9 @@ from tests.cli.conftest import RunCli
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (("--timeout", "-1", "balance"), "expected a positive number, got '-1'"),
-        (("--timeout", "soon", "balance"), "expected a positive number, got 'soon'"),
+        (("--timeout", "-1", "balance"), "option 'timeouts' must give market_data a number of seconds"),
+        (("--timeout", "soon", "balance"), "option 'timeouts' must be a number, got 'soon'"),
+        (("health", "--wait", "0"), "expected a positive number, got '0'"),
         (("watch", "AAPL", "--count", "0"), "expected a whole number of at least 1, got '0'"),
         (("candles", "AAPL", "--limit", "many"), "expected a whole number of at least 1, got 'many'"),
         (("quote", "AAPL", "--", "extra"), "arguments after -- are only for conformance: extra"),
@@ -73,6 +74,50 @@ def test_python_dash_m_runs_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest
 
 
 def test_a_suite_that_outlives_its_timeout_is_a_failure(cli: RunCli) -> None:
-    result = cli("conformance", "anything", "--suite-timeout", "0.01")
+    result = cli("conformance", "grpc", "--suite-timeout", "0.01")
     assert result.code == ExitCode.FAILURE
     assert "did not finish within 0.01 s" in result.err
+
+
+def test_a_usage_error_is_one_line(cli: RunCli) -> None:
+    result = cli("quote")
+    assert result.code == ExitCode.USAGE
+    assert result.err.count("\n") == 1
+    assert result.err.startswith("brokerctl: error: the following arguments are required: SYMBOL")
+
+
+def test_connection_options_are_the_gateways_own_and_only_where_a_command_connects(cli: RunCli) -> None:
+    quote_help = cli("quote", "--help").out
+    assert "options of the grpc gateway (declared by its plugin)" in quote_help
+    assert "--target HOST:PORT" in quote_help
+    assert "BROKERCTL_TOKEN" in quote_help  # a secret says where else it may come from
+    plugins_help = cli("plugins", "--help").out
+    assert "--target" not in plugins_help
+    assert "--json" in plugins_help
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_completion_scripts_know_the_commands_and_their_options(cli: RunCli, shell: str) -> None:
+    result = cli("completion", shell)
+    assert result.code == ExitCode.OK
+    script = result.out
+    assert "complete -o default -F _brokerctl_complete brokerctl" in script
+    for word in ("quote", "--target", "--interval"):
+        assert word in script
+    assert ("bashcompinit" in script) == (shell == "zsh")
+
+
+def test_an_empty_table_of_the_embedded_backend_says_why(cli: RunCli) -> None:
+    result = cli("orders")
+    assert result.code == ExitCode.OK
+    assert "no orders: the embedded backend starts with an empty paper account" in result.err
+    assert "brokerctl serve" in result.err
+
+
+def test_prices_show_in_the_instruments_tick(cli: RunCli) -> None:
+    [line] = cli("quote", "005930").out.splitlines()[1:]
+    bid, ask = line.split()[1], line.split()[3]
+    assert "." not in bid  # a 100-won tick: whole numbers, whatever the exponent
+    assert "." not in ask
+    [us] = cli("quote", "AAPL").out.splitlines()[1:]
+    assert all(len(field.split(".")[1]) == 2 for field in (us.split()[1], us.split()[3]))

@@ -17,7 +17,7 @@ from broker_plugins.cli._output import Progress
 from tests.cli.conftest import TOKEN, RunCli, Served
 from tests.cli.test_output import FakeTerminal
 
-EMBEDDED_NOTE = "no --target and no configured connection: using the embedded reference bridge on 127.0.0.1:"
+EMBEDDED_NOTE = "no broker named: using the embedded reference bridge on 127.0.0.1:"
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_an_order_the_broker_refuses_is_rejected(cli: RunCli) -> None:
 
 def test_a_working_order_is_listed_and_cancelled(cli: RunCli, bridge: Served) -> None:
     target = ("--target", bridge.address, "--token", TOKEN)
-    placed = cli(*target, "order", "buy", "AAPL", "1", "--limit", "1.00", "--tif", "gtc", "--json")
+    placed = cli(*target, "order", "buy", "AAPL", "1", "--price", "1.00", "--tif", "gtc", "--json")
     assert placed.code == ExitCode.OK, placed.err
     order = placed.json()
     assert isinstance(order, dict)
@@ -261,4 +261,4 @@ def test_tls_options_reach_a_tls_bridge(cli: RunCli, serve: Callable[..., Served
 def test_credentials_without_a_target_are_ignored_with_a_note(cli: RunCli) -> None:
     result = cli("--token", "abc", "--tls", "health")
     assert result.code == ExitCode.OK
-    assert "ignoring the token and TLS options" in result.err
+    assert "ignoring --token, --tls: they choose a broker, and none was named" in result.err

@@ -179,3 +179,13 @@ def test_serve_prints_its_address_and_stops_on_sigterm(serve: Callable[..., Serv
     served.process.terminate()
     assert served.process.wait(15) == 0
     assert read_line(served.process, 1) == ""
+
+
+def test_the_progress_of_a_suite_names_each_clause_as_it_finishes() -> None:
+    from broker_plugins.cli._conformance import _PROGRESS, _clause_of  # noqa: PLC0415
+
+    line = "conformance_tests/test_conformance.py::TestX::test_rl2_fifty_callers PASSED [ 12%]"
+    found = _PROGRESS.search(line)
+    assert found is not None
+    assert (_clause_of(found.group(1), ""), found.group(2)) == ("RL-2", "PASSED")
+    assert _PROGRESS.search("collected 23 items") is None

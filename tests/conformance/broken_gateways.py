@@ -27,26 +27,35 @@ from broker_plugins import (
 
 
 class NoLimiterGateway(MemoryBrokerGateway):
-    """Never waits for a permit."""
+    """Checks the link but never waits for a permit."""
 
-    async def _acquire(self, category: str) -> None:
-        return None
+    async def _admit(self, category: str, timeout: float) -> None:
+        await self._wait_link(timeout)
 
 
-class BareAsyncLimiterGateway(MemoryBrokerGateway):
+class _Buckets:
     """One `aiolimiter.AsyncLimiter(N, P)` per limit: a leaky bucket, which admits about 2N in a window."""
 
-    def __init__(self, *, rate_limits: RateLimitsSpec = (), **options: Any) -> None:
-        super().__init__(rate_limits=rate_limits, **options)
+    def __init__(self, rate_limits: RateLimitsSpec) -> None:
         limits = RateLimiter(rate_limits)
         self._buckets = {
             category: [AsyncLimiter(limit.max_calls, limit.period) for limit in limits.limits_for(category)]
             for category in CATEGORIES
         }
 
-    async def _acquire(self, category: str) -> None:
+    async def acquire(self, category: str) -> None:
         for bucket in self._buckets[category]:
             await bucket.acquire()
+
+    def note_refusal(self, category: str, retry_after: float | None) -> None:
+        return None
+
+
+class BareAsyncLimiterGateway(MemoryBrokerGateway):
+    """Takes its permits from leaky buckets (injected as its `rate_limiter`)."""
+
+    def __init__(self, *, rate_limits: RateLimitsSpec = (), **options: Any) -> None:
+        super().__init__(rate_limiter=_Buckets(rate_limits), **options)
 
 
 class FirstWindowOnlyGateway(MemoryBrokerGateway):
@@ -71,10 +80,10 @@ class NoReconnectGateway(MemoryBrokerGateway):
 class HangingGateway(MemoryBrokerGateway):
     """Waits inside every call for an outage to end, instead of failing fast."""
 
-    async def _ensure_connected(self) -> MemorySession:
+    async def _wait_link(self, timeout: float) -> None:
         while self.state in (ConnectionState.RECONNECTING, ConnectionState.CONNECTING):
-            await self._changed.wait()
-        return await super()._ensure_connected()
+            await self._state_changed()
+        await super()._wait_link(timeout)
 
 
 class ResendingGateway(MemoryBrokerGateway):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from decimal import Decimal
 
 import attrs
 import pytest
+from memory_broker import MemoryBackend, MemoryBrokerGateway, MemoryLink
 
 from broker_plugins import (
     BrokerUnavailableError,
@@ -23,11 +25,11 @@ from broker_plugins import (
     StateChange,
     TimeInForce,
 )
-from tests.support.memory_gateway import MemoryGateway
+from tests.support.waiting import until
 
 
 def test_a_complete_gateway_satisfies_the_protocol_and_a_partial_one_does_not() -> None:
-    assert isinstance(MemoryGateway(), IBrokerGateway)
+    assert isinstance(MemoryBrokerGateway(), IBrokerGateway)
 
     class QuotesOnly:
         name = "partial"
@@ -39,25 +41,28 @@ def test_a_complete_gateway_satisfies_the_protocol_and_a_partial_one_does_not() 
 
 
 async def test_the_memory_gateway_walks_the_whole_contract() -> None:
-    gateway = MemoryGateway(rate_limits=RateLimit(100, 1))
+    backend = MemoryBackend()
+    gateway = MemoryBrokerGateway(link=MemoryLink(backend), rate_limits=RateLimit(100, 1))
     changes: list[StateChange] = []
     gateway.add_state_listener(changes.append)
     with pytest.raises(BrokerUnavailableError):
-        await gateway.get_quote("005930")
+        await gateway.get_quote("ACME")
     async with gateway:
         assert (await gateway.health_check()).healthy
-        candles = await gateway.get_candles("005930", Interval.M5, limit=3)
+        candles = await gateway.get_candles("ACME", Interval.M5, limit=3)
         assert [c.start for c in candles] == sorted(c.start for c in candles)
-        order = await gateway.place_order(OrderRequest("005930", "buy", 2, client_order_id="once"))
-        again = await gateway.place_order(OrderRequest("005930", "buy", 2, client_order_id="once"))
+        updates = gateway.stream_order_updates()
+        first = asyncio.ensure_future(anext(updates))
+        await until(lambda: any(r.method == "stream_order_updates" for r in backend.received))
+        order = await gateway.place_order(OrderRequest("ACME", "buy", 2, client_order_id="once"))
+        again = await gateway.place_order(OrderRequest("ACME", "buy", 2, client_order_id="once"))
         assert again == order
         assert await gateway.get_orders() == [order]
-        async for update in gateway.stream_order_updates():
-            assert update.order == order
-            break
+        assert (await first).order == order
+        await updates.aclose()
         with pytest.raises(NotFoundError):
             await gateway.get_order("missing")
-        assert (await gateway.get_balance()).currency == "KRW"
+        assert (await gateway.get_balance()).currency == "USD"
     assert [c.current for c in changes] == [
         ConnectionState.CONNECTING,
         ConnectionState.CONNECTED,

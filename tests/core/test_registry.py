@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from memory_broker import MemoryBrokerGateway
 
 from broker_plugins import (
     BrokerRegistry,
@@ -18,19 +19,21 @@ from broker_plugins import (
     InvalidRequestError,
     PluginError,
     PluginLoadError,
+    RateLimit,
     RegisterGateway,
     UnknownGatewayError,
     hookimpl,
 )
-from tests.support.memory_gateway import MemoryGateway
 
 GOOD_PLUGIN = """
 from broker_plugins import hookimpl
-from tests.support.memory_gateway import MemoryGateway
+from memory_broker import MemoryBrokerGateway
 
 @hookimpl
 def register_broker_gateways(register):
-    register("paper", MemoryGateway, description="in-memory paper gateway", capabilities=["quote_stream"])
+    register(
+        "paper", MemoryBrokerGateway, description="in-memory paper gateway", capabilities=["quote_stream"]
+    )
 
 @hookimpl
 def provide_conformance_harness(gateway_name):
@@ -43,11 +46,11 @@ raise RuntimeError("this plugin cannot be imported")
 
 CLASHING_PLUGIN = """
 from broker_plugins import hookimpl
-from tests.support.memory_gateway import MemoryGateway
+from memory_broker import MemoryBrokerGateway
 
 @hookimpl
 def register_broker_gateways(register):
-    register("paper", MemoryGateway)
+    register("paper", MemoryBrokerGateway)
 """
 
 
@@ -109,13 +112,13 @@ def test_strict_mode_raises_on_the_first_broken_plugin(site: Any) -> None:
 async def test_create_builds_a_new_gateway_each_time_with_the_options(site: Any) -> None:
     site("good-broker", "good", GOOD_PLUGIN)
     registry = BrokerRegistry(environ=only("good"))
-    first = registry.create("paper", name="paper-1")
+    first = registry.create("paper", rate_limits=RateLimit(7, 1.0))
     second = registry.create("paper")
     assert isinstance(first, IBrokerGateway)
     assert first is not second
-    assert first.name == "paper-1"
+    assert "7 per 1s" in repr(first.rate_limiter)  # type: ignore[attr-defined]
     async with first as gateway:
-        assert (await gateway.get_quote("005930")).symbol == "005930"
+        assert (await gateway.get_quote("ACME")).symbol == "ACME"
 
 
 def test_the_harness_hook_answers_for_its_gateway(site: Any) -> None:
@@ -177,7 +180,7 @@ def registry() -> BrokerRegistry:
 
 
 def test_inline_plugins_register_and_unregister(registry: BrokerRegistry) -> None:
-    plugin_name = registry.register_plugin(InlinePlugin("memory", MemoryGateway), name="inline")
+    plugin_name = registry.register_plugin(InlinePlugin("memory", MemoryBrokerGateway), name="inline")
     assert plugin_name == "inline"
     assert registry.names() == ["memory"]
     assert registry.gateways()[0].distribution is None
@@ -214,8 +217,8 @@ def test_a_factory_that_crashes_is_wrapped_and_a_broker_error_passes_through(
 @pytest.mark.parametrize(
     ("name", "factory", "message"),
     [
-        ("Bad Name", MemoryGateway, "gateway name 'Bad Name' is malformed"),
-        ("", MemoryGateway, "gateway name '' is malformed"),
+        ("Bad Name", MemoryBrokerGateway, "gateway name 'Bad Name' is malformed"),
+        ("", MemoryBrokerGateway, "gateway name '' is malformed"),
         ("fine", "not callable", "is not callable"),
     ],
 )
@@ -223,7 +226,7 @@ def test_a_malformed_registration_is_recorded_against_its_plugin(
     registry: BrokerRegistry, name: str, factory: Any, message: str
 ) -> None:
     registry.register_plugin(InlinePlugin(name, factory), name="sloppy")
-    registry.register_plugin(InlinePlugin("memory", MemoryGateway), name="tidy")
+    registry.register_plugin(InlinePlugin("memory", MemoryBrokerGateway), name="tidy")
     assert registry.names() == ["memory"]
     [error] = registry.load_errors
     assert isinstance(error, PluginLoadError)
@@ -235,8 +238,8 @@ def test_one_plugin_registering_a_name_twice_is_its_own_error(registry: BrokerRe
     class Twice:
         @hookimpl
         def register_broker_gateways(self, register: RegisterGateway) -> None:
-            register("memory", MemoryGateway)
-            register("memory", MemoryGateway)
+            register("memory", MemoryBrokerGateway)
+            register("memory", MemoryBrokerGateway)
 
     registry.register_plugin(Twice(), name="twice")
     assert registry.names() == []

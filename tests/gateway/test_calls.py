@@ -181,7 +181,7 @@ async def test_unknown_symbols_and_orders_are_not_found(bridge: BridgeServer, ga
         ),
         (lambda g: g.modify_order("1"), "needs a new quantity or a new price"),
         (lambda g: g.modify_order("1", quantity=-1), "quantity must be greater than zero"),
-        (lambda g: g.cancel_order(""), "order_id must be a non-empty string"),
+        (lambda g: g.cancel_order(""), "order_id must be 1-128 printable ASCII characters"),
         (lambda g: g.place_order({"symbol": "AAPL"}), "takes an OrderRequest"),
     ],
 )
@@ -209,7 +209,7 @@ async def test_calls_before_connect_fail_clearly(bridge: BridgeServer, gateways:
     with pytest.raises(Exception, match="call connect\\(\\) first"):
         await gateway.get_quote("AAPL")
     status = await gateway.health_check()
-    assert (status.healthy, status.error) == (False, "not connected")
+    assert (status.healthy, status.error) == (False, "not connected (disconnected)")
 
 
 async def test_connect_and_disconnect_are_idempotent(bridge: BridgeServer, gateways: MakeGateway) -> None:

@@ -18,6 +18,7 @@ from broker_plugins import (
     RateLimitExceededError,
 )
 from grpc_plugin import GrpcBrokerGateway
+from grpc_plugin._status import ERRORS, connect_failure
 from grpc_plugin.bridge import BridgeServer, TlsConfig
 from grpc_plugin.bridge._budget import Window
 from tests.bridge.conftest import Pki, StartBridge
@@ -113,7 +114,8 @@ async def test_a_wrong_token_is_an_authentication_error_that_never_shows_it(
 
 async def test_connect_to_nothing_fails_fast_and_clearly(gateways: MakeGateway) -> None:
     gateway = gateways("127.0.0.1:1", connect_timeout=0.5)
-    with pytest.raises(BrokerUnavailableError, match=r"cannot connect to 127\.0\.0\.1:1 within 0\.5 s"):
+    refused = r"cannot connect to 127\.0\.0\.1:1: connection refused \(is the bridge running"
+    with pytest.raises(BrokerUnavailableError, match=refused):
         await gateway.connect()
     assert gateway.state.value == "disconnected"
 
@@ -140,19 +142,26 @@ async def test_mutual_tls(start_bridge: StartBridge, gateways: MakeGateway, pki:
         ({}, "option 'target' is required"),
         ({"target": "localhost"}, "option 'target' must look like 'host:port'"),
         ({"target": "h:1", "colour": "red"}, "unknown option 'colour'"),
-        ({"target": "h:1", "token": ""}, "option 'token' must be a non-empty"),
-        ({"target": "h:1", "timeouts": -1}, "option 'timeouts' must be a positive number"),
+        ({"target": "h:1", "token": ""}, "option 'token' must be 1-4096 visible ASCII characters"),
+        ({"target": "h:1", "token": "tok\r\nX-Evil: 1"}, "option 'token' must be 1-4096 visible ASCII"),
+        ({"target": "h:1", "token": "t\x00k"}, "option 'token' must be 1-4096 visible ASCII"),
+        ({"target": "h:1", "token": "jeton-é"}, "option 'token' must be 1-4096 visible ASCII"),
+        ({"target": "h:1", "timeouts": -1}, "option 'timeouts' must give market_data a number of seconds"),
         ({"target": "h:1", "timeouts": {"orders": 1}}, "unknown category 'orders'"),
-        ({"target": "h:1", "timeouts": "fast"}, "must be seconds or a mapping"),
-        ({"target": "h:1", "keepalive_time": 0}, "option 'keepalive_time' must be a positive number"),
+        ({"target": "h:1", "timeouts": "fast"}, "option 'timeouts' must give market_data a number"),
+        ({"target": "h:1", "keepalive_time": 0}, "option 'keepalive_time' must be a number of seconds"),
+        ({"target": "h:1", "keepalive_time": 1e9}, "option 'keepalive_time' must be a number of seconds"),
+        ({"target": "h:1", "max_message_size": 2**40}, "option 'max_message_size' must be a whole number"),
+        ({"target": "h:1:2"}, "option 'target' must look like 'host:port'"),
+        ({"target": "h:70000"}, "option 'target' has port 70000"),
         ({"target": "h:1", "rate_limits": "20/s"}, "must be a RateLimit or a list of them"),
         ({"target": "h:1", "reconnect_backoff": 1.0}, "must be a Backoff"),
         ({"target": "h:1", "client_certificate": b"pem"}, "go together"),
         ({"target": "h:1", "root_certificates": "/no/such/ca.pem"}, "cannot read '/no/such/ca.pem'"),
-        ({"target": "h:1", "root_certificates": 42}, "must be PEM bytes or a file path"),
+        ({"target": "h:1", "root_certificates": 42}, "option 'root_certificates' must be PEM bytes"),
         ({"target": "h:1", "tls": "yes"}, "option 'tls' must be True or False"),
-        ({"target": "h:1", "server_name_override": 1}, "must be a string"),
-        ({"target": "h:1", "max_message_size": 10}, "whole number >= 1024"),
+        ({"target": "h:1", "server_name_override": 1}, "must be a name of 1-253 characters"),
+        ({"target": "h:1", "max_message_size": 10}, "whole number of bytes from 1024"),
         ({"target": "h:1", "stream_stale_after": "never"}, "stream_stale_after"),
         ({"target": "h:1", "rate_limit_margin": -0.1}, "rate_limit_margin"),
     ],
@@ -173,4 +182,68 @@ def test_good_options_are_taken() -> None:
         server_name_override="bridge.local",
     )
     assert gateway.target == "[::1]:50051"
-    assert gateway.half_open_bound == 3.0
+    assert gateway.half_open_bound == 7.0  # a quiet link probed after 5 s; two probes of 1 s unanswered
+
+
+@pytest.mark.parametrize("code", [code for code in grpc.StatusCode if code is not grpc.StatusCode.OK])
+async def test_every_status_maps_to_its_documented_error(
+    bridge: BridgeServer, gateways: MakeGateway, code: grpc.StatusCode
+) -> None:
+    async with gateways(bridge.address, unavailable_timeout=0.05, timeouts=1.0) as gateway:
+        bridge.fail_next(
+            50 if code in {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED} else 1, code
+        )
+        with pytest.raises(BrokerError) as caught:
+            await gateway.cancel_order("O-1")  # a write: never retried, so the status comes through
+        assert type(caught.value) is ERRORS[code], (code, caught.value)
+        assert "CancelOrder" in str(caught.value)
+
+
+async def test_tls_failures_say_tls_and_why(
+    start_bridge: StartBridge, gateways: MakeGateway, pki: Pki
+) -> None:
+    bridge = await start_bridge(budget=(), tls=TlsConfig.from_files(pki.server_cert, pki.server_key))
+    untrusted = gateways(bridge.address, tls=True, connect_timeout=2)
+    with pytest.raises(BrokerUnavailableError, match="TLS: the bridge's certificate is not trusted"):
+        await untrusted.connect()
+    misnamed = gateways(
+        bridge.address, root_certificates=pki.ca, server_name_override="elsewhere.example", connect_timeout=2
+    )
+    with pytest.raises(BrokerUnavailableError, match="TLS: the certificate does not name this host"):
+        await misnamed.connect()
+
+
+@pytest.mark.parametrize(
+    ("details", "said"),
+    [
+        # Resolving a name would send traffic off this machine; gRPC's own words stand in for it.
+        (
+            "DNS resolution failed for nosuchhost.invalid:50051: UNAVAILABLE",
+            "the host name cannot be resolved",
+        ),
+        ("failed to connect to all addresses; last error: Connection refused", "connection refused"),
+        ("Ssl handshake failed: CERTIFICATE_VERIFY_FAILED", "TLS: the bridge's certificate is not trusted"),
+        (
+            "Handshake failed with fatal error SSL_ERROR_SSL: certificate required",
+            "requires a client certificate",
+        ),
+        ("something nobody foresaw", "something nobody foresaw"),
+    ],
+)
+def test_a_failed_first_contact_says_why_in_words(details: str, said: str) -> None:
+    error = grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details
+    )
+    failure = connect_failure(error, target="h:1", secret=None)
+    assert isinstance(failure, BrokerUnavailableError)
+    assert said in str(failure)
+    hidden = connect_failure(
+        grpc.aio.AioRpcError(
+            grpc.StatusCode.UNAUTHENTICATED, grpc.aio.Metadata(), grpc.aio.Metadata(), "bad s3cr3t"
+        ),
+        target="h:1",
+        secret="s3cr3t",
+    )
+    assert isinstance(hidden, AuthenticationError)
+    assert "s3cr3t" not in str(hidden)
+    assert "BROKERCTL_TOKEN" in str(hidden)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from decimal import Decimal
+from datetime import datetime, timedelta, timezone
+from decimal import Context, Decimal, localcontext
 
+import attrs
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,11 +17,16 @@ from broker_plugins import (
     OrderRequest,
     OrderStatus,
     OrderType,
+    Quote,
     Side,
     TimeInForce,
 )
 from grpc_plugin import CandleSeries
 from grpc_plugin._mapping import (
+    _QUOTE_FIELDS,
+    _build_quote,
+    _quote_by_init,
+    _slot_setters,
     decimal_from,
     decimal_to,
     order_from,
@@ -158,3 +165,132 @@ def test_candle_pages_with_different_exponents_join_exactly(
     with pytest.raises(IndexError):
         series[len(rows)]
     assert "CandleSeries AAPL 1m" in repr(series)
+
+
+optional_decimals = st.one_of(st.none(), st.tuples(mantissas, exponents))
+timestamps = st.tuples(
+    st.integers(min_value=-2_208_988_800, max_value=7_258_118_400),
+    st.integers(min_value=0, max_value=999_999_999),
+)
+
+
+def _wire(value: tuple[int, int]) -> common_pb2.Decimal:
+    return common_pb2.Decimal(mantissa=value[0], exponent=value[1])
+
+
+def _exact(value: tuple[int, int]) -> Decimal:
+    return Decimal(f"{value[0]}E{value[1]}")
+
+
+@given(
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=12),
+    st.lists(st.tuples(mantissas, exponents), min_size=4, max_size=4),
+    optional_decimals,
+    timestamps,
+)
+def test_a_quote_maps_every_field_exactly(
+    symbol: str, prices: list[tuple[int, int]], last: tuple[int, int] | None, stamp: tuple[int, int]
+) -> None:
+    message = market_data_pb2.Quote(
+        symbol=symbol,
+        bid=_wire(prices[0]),
+        bid_size=_wire(prices[1]),
+        ask=_wire(prices[2]),
+        ask_size=_wire(prices[3]),
+    )
+    if last is not None:
+        message.last.CopyFrom(_wire(last))
+    message.time.seconds, message.time.nanos = stamp
+    quote = quote_from(message)
+    expected = Quote(
+        symbol=symbol,
+        bid=_exact(prices[0]),
+        bid_size=_exact(prices[1]),
+        ask=_exact(prices[2]),
+        ask_size=_exact(prices[3]),
+        last=None if last is None else _exact(last),
+        time=datetime(1970, 1, 1, tzinfo=timezone.utc)
+        + timedelta(seconds=stamp[0], microseconds=stamp[1] // 1000),
+    )
+    assert type(quote) is Quote
+    assert repr(quote) == repr(expected)  # the same digits and exponents, not only equal values
+    assert quote == expected
+    assert hash(quote) == hash(expected)
+    assert quote.time.tzinfo is timezone.utc
+
+
+def test_a_last_trade_at_zero_is_a_price_not_an_absent_one() -> None:
+    message = market_data_pb2.Quote(symbol="AAPL", last=common_pb2.Decimal(mantissa=0, exponent=0))
+    assert quote_from(message).last == Decimal(0)
+    assert quote_from(market_data_pb2.Quote(symbol="AAPL")).last is None
+
+
+def test_wire_decimals_are_exact_under_a_coarse_decimal_context() -> None:
+    with localcontext(Context(prec=3)):
+        value = decimal_from(common_pb2.Decimal(mantissa=9_223_372_036_854_775_807, exponent=-7))
+    assert value == Decimal("922337203685.4775807")
+
+
+def test_times_stay_exact_past_the_size_of_their_caches() -> None:
+    # More distinct seconds and microseconds than the caches keep: they are emptied, never wrong.
+    for offset in range(0, 5000 * 7919, 7919):
+        stamp = Timestamp(seconds=1_700_000_000 + offset, nanos=(offset * 1000) % 10**9)
+        assert time_from(stamp) == stamp.ToDatetime(tzinfo=timezone.utc)
+
+
+def test_slots_are_filled_directly_only_when_that_is_all_the_class_does() -> None:
+    @attrs.frozen
+    class Plain:
+        a: int
+        b: int
+
+    @attrs.frozen
+    class Checked:
+        a: int = attrs.field(validator=attrs.validators.instance_of(int))
+        b: int = 0
+
+    @attrs.frozen
+    class Converted:
+        a: int = attrs.field(converter=int)
+        b: int = 0
+
+    @attrs.frozen
+    class Hooked:
+        a: int
+        b: int
+
+        def __attrs_post_init__(self) -> None:
+            pass
+
+    @attrs.frozen(slots=False)
+    class Unslotted:
+        a: int
+        b: int
+
+    class NotAttrs:
+        __slots__ = ("a", "b")
+
+    setters = _slot_setters(Plain, ("a", "b"))
+    assert setters is not None
+    instance = object.__new__(Plain)
+    for setter, value in zip(setters, (1, 2), strict=True):
+        setter(instance, value)
+    assert instance == Plain(1, 2)
+    assert _slot_setters(Plain, ("b", "a")) is None
+    for cls in (Checked, Converted, Hooked, Unslotted, NotAttrs):
+        assert _slot_setters(cls, ("a", "b")) is None, cls
+    assert _slot_setters(Quote, _QUOTE_FIELDS) is not None  # the fast path is the one in use
+
+
+@given(st.tuples(mantissas, exponents), optional_decimals, timestamps)
+def test_the_quote_builder_makes_what_the_class_makes(
+    price: tuple[int, int], last: tuple[int, int] | None, stamp: tuple[int, int]
+) -> None:
+    when = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=stamp[0])
+    values = ("AAPL", _exact(price), Decimal(1), _exact(price), Decimal(2), last and _exact(last), when)
+    built, called = _build_quote(*values), _quote_by_init(*values)
+    assert type(built) is type(called) is Quote
+    assert built == called
+    assert repr(built) == repr(called)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.symbol = "MSFT"  # type: ignore[misc]

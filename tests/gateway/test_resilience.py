@@ -214,7 +214,7 @@ async def test_breaking_out_of_a_stream_ends_its_call(bridge: BridgeServer, gate
     async with gateways(bridge.address) as gateway:
         async for _ in gateway.stream_quotes(["AAPL"]):
             break
-        await until(lambda: gateway._streams.open_calls == 0, within=2)
+        await until(lambda: not gateway._connection.in_flight, within=2)
 
 
 async def test_disconnect_ends_a_stream_that_another_task_reads(
@@ -233,4 +233,4 @@ async def test_disconnect_ends_a_stream_that_another_task_reads(
     await gateway.disconnect()
     with pytest.raises(BrokerUnavailableError, match="disconnected"):
         await asyncio.wait_for(consumer, 5)
-    assert gateway._streams.open_calls == 0
+    assert not gateway._connection.in_flight

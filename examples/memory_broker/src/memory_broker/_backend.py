@@ -23,6 +23,7 @@ from broker_plugins import (
     OrderRequest,
     OrderStatus,
     OrderType,
+    OrderUpdate,
     Position,
     Quote,
     Side,
@@ -67,11 +68,14 @@ class MemoryBackend:
         self._cash = Decimal(1_000_000)
         self.received: list[Received] = []
         self.orders_created: Counter[str] = Counter()
+        self.updates: list[OrderUpdate] = []
+        """Every change to an order, in sequence (1, 2, ...): streams replay from here."""
         self._handlers: dict[str, Callable[..., object]] = {
             "get_quote": self.quote,
             "get_candles": self._candles,
             "get_instrument": self._instrument,
             "stream_quotes": self._subscribe,
+            "stream_order_updates": self._subscribe_updates,
             "place_order": self._place,
             "cancel_order": self._cancel,
             "modify_order": self._modify,
@@ -115,6 +119,31 @@ class MemoryBackend:
     def _subscribe(self, symbols: Sequence[str]) -> None:
         for symbol in symbols:
             self._instrument(symbol)
+
+    def _subscribe_updates(self, after: int | None) -> int:
+        """A subscription to order updates: the sequence it starts after (the latest when None)."""
+        if after is None:
+            return len(self.updates)
+        if not 0 <= after <= len(self.updates):
+            raise InvalidRequestError(f"no order update {after} to resume after (latest {len(self.updates)})")
+        return after
+
+    def updates_after(self, sequence: int) -> list[OrderUpdate]:
+        """The order updates after `sequence` (no request is recorded: streams poll with it)."""
+        return self.updates[sequence:]
+
+    def _changed(self, order: Order, *, fill: Decimal | None = None) -> Order:
+        self._orders[order.order_id] = order
+        self.updates.append(
+            OrderUpdate(
+                order=order,
+                sequence=len(self.updates) + 1,
+                time=order.updated_at,
+                fill_quantity=fill or Decimal(0),
+                fill_price=order.average_fill_price if fill else None,
+            )
+        )
+        return order
 
     def _candles(
         self,
@@ -165,7 +194,7 @@ class MemoryBackend:
         if marketable:
             sign = 1 if request.side is Side.BUY else -1
             self._cash -= sign * touch * request.quantity
-        self._orders[order.order_id] = order
+        self._changed(order, fill=order.filled_quantity or None)
         self._by_client_id[order.client_order_id] = order.order_id
         self.orders_created[order.client_order_id] += 1
         return order
@@ -185,8 +214,7 @@ class MemoryBackend:
     def _cancel(self, order_id: str) -> Order:
         order = self._working(order_id)
         cancelled = attrs.evolve(order, status=OrderStatus.CANCELLED, updated_at=datetime.now(timezone.utc))
-        self._orders[order_id] = cancelled
-        return cancelled
+        return self._changed(cancelled)
 
     def _modify(self, order_id: str, quantity: Decimal | None, price: Decimal | None) -> Order:
         order = self._working(order_id)
@@ -196,8 +224,7 @@ class MemoryBackend:
             price=order.price if price is None else price,
             updated_at=datetime.now(timezone.utc) + timedelta(microseconds=1),
         )
-        self._orders[order_id] = modified
-        return modified
+        return self._changed(modified)
 
     def _list_orders(self, open_only: bool, symbol: str | None) -> list[Order]:
         return [

@@ -1,13 +1,17 @@
-"""`MemoryBrokerGateway`: an `IBrokerGateway` over a `MemoryLink`, which reconnects by itself."""
+"""`MemoryBrokerGateway`: an `IBrokerGateway` over a `MemoryLink`, which reconnects by itself.
+
+It is written on `broker_plugins.GatewayBase`, as a third-party gateway would be: the base does the
+lifecycle, the argument checks and the order of a call (wait for the link, take the permit, send);
+this module is the transport (a session over the link, a supervisor that reconnects it) and nothing
+else.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
-from types import TracebackType
 from typing import Any, cast
 
 from broker_plugins import (
@@ -19,39 +23,22 @@ from broker_plugins import (
     Candle,
     Capability,
     ConnectionState,
-    ConnectionStateTracker,
-    HealthStatus,
+    GatewayBase,
     Instrument,
     Interval,
-    InvalidRequestError,
+    Limiter,
     Order,
     OrderOutcomeUnknownError,
     OrderRequest,
     OrderUpdate,
     Position,
     Quote,
-    RateLimiter,
     RateLimitsSpec,
-    StateListener,
 )
 from memory_broker._backend import MemoryBackend
 from memory_broker._link import LinkDownError, MemoryLink, MemorySession
 
 __all__ = ["MemoryBrokerGateway"]
-
-# No asyncio.wait_for here: before Python 3.12 it can swallow a cancellation that arrives just as
-# what it waits for finishes, and a supervisor that survived disconnect() would run forever.
-
-_Amount = Decimal | int | str | float
-
-
-def _positive(value: _Amount | None, what: str) -> Decimal | None:
-    if value is None:
-        return None
-    number = Decimal(str(value))
-    if not number.is_finite() or number <= 0:
-        raise InvalidRequestError(f"{what} must be a positive number, got {value!r}")
-    return number
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -59,19 +46,20 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class MemoryBrokerGateway:
+class MemoryBrokerGateway(GatewayBase):
     """A gateway to a `MemoryBackend` across a `MemoryLink`.
 
     Once connected, a supervisor task probes the link every `health_interval` seconds (a probe
     unanswered within `health_timeout` means the peer went silent) and, when the link fails,
     reconnects with `backoff` until it works again. Calls made meanwhile fail at once with
-    `BrokerUnavailableError`; open quote streams wait and subscribe again. Without a `link` the
-    gateway brings its own backend: a private paper account.
+    `BrokerUnavailableError`; open streams wait and subscribe again. Without a `link` the gateway
+    brings its own backend: a private paper account.
     """
 
     CAPABILITIES = frozenset(
         {
             Capability.QUOTE_STREAM,
+            Capability.ORDER_UPDATE_STREAM,
             Capability.MODIFY_ORDER,
             Capability.STREAM_RESUME,
             Capability.HALF_OPEN_DETECTION,
@@ -82,200 +70,162 @@ class MemoryBrokerGateway:
         self,
         *,
         link: MemoryLink | None = None,
-        rate_limits: RateLimitsSpec = (),
-        name: str = "memory",
+        rate_limits: RateLimitsSpec | None = None,
+        rate_limiter: Limiter | None = None,
         health_interval: float = 1.0,
         health_timeout: float = 1.0,
         connect_timeout: float = 2.0,
         call_timeout: float = 5.0,
         backoff: Backoff | None = None,
     ) -> None:
+        super().__init__(name="memory", rate_limits=rate_limits, rate_limiter=rate_limiter)
         self._link = link if link is not None else MemoryLink(MemoryBackend())
-        self._limiter = RateLimiter(rate_limits)
-        self._name = name
         self._health_interval = health_interval
         self._health_timeout = health_timeout
         self._connect_timeout = connect_timeout
         self._call_timeout = call_timeout
         self._backoff = backoff or Backoff()
-        self._tracker = ConnectionStateTracker()
         self._session: MemorySession | None = None
-        self._supervisor: asyncio.Task[None] | None = None
-        self._lifecycle = asyncio.Lock()
         self._wake: asyncio.Future[None] | None = None
-        self._changed = asyncio.Event()
 
-    @property
-    def name(self) -> str:
-        return self._name
+    # -- the link ------------------------------------------------------------------------------------
 
-    @property
-    def capabilities(self) -> frozenset[Capability]:
-        return self.CAPABILITIES
+    async def _open_link(self) -> None:
+        self._session = await self._open_session()
+        self._spawn(self._supervise(), "supervisor")
 
-    @property
-    def state(self) -> ConnectionState:
-        return self._tracker.state
+    async def _close_link(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.close("the gateway disconnected")  # every request in flight fails
 
-    def add_state_listener(self, listener: StateListener) -> Callable[[], None]:
-        return self._tracker.add_listener(listener)
+    async def _wait_link(self, timeout: float) -> None:
+        self._live_session()
 
-    async def connect(self) -> None:
-        async with self._lifecycle:
-            if self.state in (ConnectionState.CONNECTED, ConnectionState.RECONNECTING):
-                return
-            self._set_state(ConnectionState.CONNECTING)
-            try:
-                session = await self._open_session()
-            except BrokerError as exc:
-                self._set_state(ConnectionState.DISCONNECTED, exc)
-                raise
-            except BaseException:
-                self._set_state(ConnectionState.DISCONNECTED)
-                raise
-            self._session = session
-            self._set_state(ConnectionState.CONNECTED)
-            self._supervisor = asyncio.get_running_loop().create_task(
-                self._supervise(), name=f"{self._name} supervisor"
-            )
+    async def _probe(self) -> None:
+        await self._ping(self._live_session())
 
-    async def disconnect(self) -> None:
-        async with self._lifecycle:
-            # CLOSED first: calls waiting for a permit and open streams see it and stop.
-            self._set_state(ConnectionState.CLOSED)
-            supervisor, self._supervisor = self._supervisor, None
-            if supervisor is not None:
-                supervisor.cancel()
-                await asyncio.gather(supervisor, return_exceptions=True)
-            session, self._session = self._session, None
-            if session is not None:
-                session.close("the gateway disconnected")
+    # -- the operations: one request each ------------------------------------------------------------
 
-    async def __aenter__(self) -> MemoryBrokerGateway:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.disconnect()
-
-    async def health_check(self) -> HealthStatus:
-        now = datetime.now(timezone.utc)
-        session = self._session
-        if self.state is not ConnectionState.CONNECTED or session is None:
-            return HealthStatus(
-                healthy=False, state=self.state, checked_at=now, error=f"not connected ({self.state})"
-            )
-        started = time.perf_counter()
-        try:
-            await session.ping(self._health_timeout)
-        except (LinkDownError, asyncio.TimeoutError) as exc:
-            return HealthStatus(
-                healthy=False, state=self.state, checked_at=now, error=str(exc) or "no answer"
-            )
-        return HealthStatus(
-            healthy=True, state=self.state, checked_at=now, latency=time.perf_counter() - started
-        )
-
-    async def get_candles(
-        self,
-        symbol: str,
-        interval: Interval,
-        *,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        limit: int | None = None,
+    async def _get_candles(
+        self, symbol: str, interval: Interval, start: datetime | None, end: datetime | None, limit: int | None
     ) -> Sequence[Candle]:
         arguments = {"symbol": symbol, "interval": interval, "start": start, "end": end, "limit": limit}
-        return cast("list[Candle]", await self._call("market_data", "get_candles", arguments))
+        return cast("list[Candle]", await self._request("market_data", "get_candles", arguments))
 
-    async def get_quote(self, symbol: str) -> Quote:
-        return cast(Quote, await self._call("market_data", "get_quote", {"symbol": symbol}))
+    async def _get_quote(self, symbol: str) -> Quote:
+        return cast(Quote, await self._request("market_data", "get_quote", {"symbol": symbol}))
 
-    async def get_instrument(self, symbol: str) -> Instrument:
-        return cast(Instrument, await self._call("market_data", "get_instrument", {"symbol": symbol}))
+    async def _get_instrument(self, symbol: str) -> Instrument:
+        return cast(Instrument, await self._request("market_data", "get_instrument", {"symbol": symbol}))
 
-    async def stream_quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:
-        wanted = tuple(symbols)
-        session = await self._subscribe(wanted)  # a first subscription that fails is the caller's error
-        while True:
-            try:
-                for quote in await session.next_quotes(wanted):
-                    yield quote
-            except LinkDownError:
-                self._report_loss(session)
-                resumed = await self._resubscribe(wanted)
-                if resumed is None:
-                    return  # the gateway was closed: the stream ends
-                session = resumed
-
-    async def place_order(self, request: OrderRequest) -> Order:
-        session = await self._permit("trading")
+    async def _place_order(self, request: OrderRequest) -> Order:
+        await self._admit("trading", self._call_timeout)
+        session = self._live_session()
         try:
-            arguments = {"request": request}
-            order = await session.request("place_order", "trading", arguments, timeout=self._call_timeout)
+            order = await session.request(
+                "place_order", "trading", {"request": request}, timeout=self._call_timeout
+            )
         except LinkDownError as exc:
-            self._report_loss(session)
+            self._report_loss()
             if not exc.sent:
-                raise BrokerUnavailableError(f"{self._name}: place_order was not sent: {exc}") from None
+                raise BrokerUnavailableError(f"memory: place_order was not sent: {exc}") from None
             raise self._outcome_unknown(request, str(exc)) from None
         except asyncio.TimeoutError:
             raise self._outcome_unknown(request, f"no answer within {self._call_timeout:g} s") from None
         return cast(Order, order)
 
-    async def cancel_order(self, order_id: str) -> Order:
-        return cast(Order, await self._call("trading", "cancel_order", {"order_id": order_id}))
+    async def _cancel_order(self, order_id: str) -> Order:
+        return cast(Order, await self._request("trading", "cancel_order", {"order_id": order_id}))
 
-    async def modify_order(
-        self, order_id: str, *, quantity: _Amount | None = None, price: _Amount | None = None
-    ) -> Order:
-        arguments = {
-            "order_id": order_id,
-            "quantity": _positive(quantity, "quantity"),
-            "price": _positive(price, "price"),
-        }
-        return cast(Order, await self._call("trading", "modify_order", arguments))
+    async def _modify_order(self, order_id: str, quantity: Decimal | None, price: Decimal | None) -> Order:
+        arguments = {"order_id": order_id, "quantity": quantity, "price": price}
+        return cast(Order, await self._request("trading", "modify_order", arguments))
 
-    async def get_order(self, order_id: str) -> Order:
-        return cast(Order, await self._call("trading", "get_order", {"order_id": order_id}))
+    async def _get_order(self, order_id: str) -> Order:
+        return cast(Order, await self._request("trading", "get_order", {"order_id": order_id}))
 
-    async def get_orders(self, *, open_only: bool = False, symbol: str | None = None) -> Sequence[Order]:
+    async def _get_orders(self, open_only: bool, symbol: str | None) -> Sequence[Order]:
         arguments = {"open_only": open_only, "symbol": symbol}
-        return cast("list[Order]", await self._call("trading", "get_orders", arguments))
+        return cast("list[Order]", await self._request("trading", "get_orders", arguments))
 
-    def stream_order_updates(self) -> AsyncIterator[OrderUpdate]:
-        raise InvalidRequestError(f"{self._name} does not stream order updates (no ORDER_UPDATE_STREAM)")
+    async def _get_positions(self) -> Sequence[Position]:
+        return cast("list[Position]", await self._request("account", "get_positions", {}))
 
-    async def get_positions(self) -> Sequence[Position]:
-        return cast("list[Position]", await self._call("account", "get_positions", {}))
+    async def _get_balance(self) -> Balance:
+        return cast(Balance, await self._request("account", "get_balance", {}))
 
-    async def get_balance(self) -> Balance:
-        return cast(Balance, await self._call("account", "get_balance", {}))
+    async def _stream_quotes(self, symbols: tuple[str, ...]) -> AsyncGenerator[Quote, None]:
+        # A first subscription that fails is the caller's error; later ones are waited for.
+        await self._request("market_data", "stream_quotes", {"symbols": symbols})
+        while True:
+            try:
+                for quote in await self._live_session().next_quotes(symbols):
+                    yield quote
+            except (LinkDownError, BrokerUnavailableError):
+                self._report_loss()
+                await self._resubscribe("market_data", "stream_quotes", {"symbols": symbols})
 
-    # The connection underneath.
+    async def _stream_order_updates(self) -> AsyncGenerator[OrderUpdate, None]:
+        last = cast(int, await self._request("trading", "stream_order_updates", {"after": None}))
+        while True:
+            try:
+                for update in await self._live_session().next_updates(last):
+                    last = update.sequence
+                    yield update
+            except (LinkDownError, BrokerUnavailableError):
+                self._report_loss()
+                # The backend keeps every update: asking for what came after `last` closes the gap.
+                await self._resubscribe("trading", "stream_order_updates", {"after": last})
 
-    def _set_state(self, state: ConnectionState, reason: BrokerError | None = None) -> None:
-        if self._tracker.set(state, reason) is not None:
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
+    # -- the transport underneath --------------------------------------------------------------------
+
+    async def _request(self, category: str, method: str, arguments: Mapping[str, Any]) -> object:
+        await self._admit(category, self._call_timeout)
+        session = self._live_session()
+        try:
+            return await session.request(method, category, arguments, timeout=self._call_timeout)
+        except LinkDownError as exc:
+            self._report_loss()
+            raise BrokerUnavailableError(f"memory: {method} failed: {exc}") from None
+        except asyncio.TimeoutError as exc:
+            if isinstance(exc, BrokerError):
+                raise  # the backend's own BrokerTimeoutError is a TimeoutError too
+            raise BrokerTimeoutError(
+                f"memory: no answer to {method} within {self._call_timeout:g} s"
+            ) from None
+
+    def _live_session(self) -> MemorySession:
+        session = self._session
+        if session is None or session.closed or self.state is not ConnectionState.CONNECTED:
+            if session is not None and session.closed:
+                self._report_loss()
+            raise BrokerUnavailableError(f"memory: not connected to the backend ({self.state})")
+        return session
 
     async def _open_session(self) -> MemorySession:
         try:
             return await self._link.open(self._connect_timeout)
         except LinkDownError as exc:
-            raise BrokerUnavailableError(f"{self._name}: cannot reach the backend: {exc}") from None
+            raise BrokerUnavailableError(f"memory: cannot reach the backend: {exc}") from None
         except asyncio.TimeoutError:
             raise BrokerUnavailableError(
-                f"{self._name}: the backend did not answer within {self._connect_timeout:g} s"
+                f"memory: the backend did not answer within {self._connect_timeout:g} s"
+            ) from None
+
+    async def _ping(self, session: MemorySession) -> None:
+        try:
+            await session.ping(self._health_timeout)
+        except LinkDownError as exc:
+            raise BrokerUnavailableError(f"memory: the connection to the backend was lost: {exc}") from None
+        except asyncio.TimeoutError:
+            raise BrokerUnavailableError(
+                f"memory: no answer to a health probe within {self._health_timeout:g} s"
             ) from None
 
     async def _supervise(self) -> None:
         """Watch the session; when it fails, reconnect until it works again. Runs until disconnect()."""
-        while self.state is not ConnectionState.CLOSED:
+        while True:
             reason = await self._watch()
             if self._session is not None:
                 self._session.close(str(reason))
@@ -284,22 +234,37 @@ class MemoryBrokerGateway:
             self._set_state(ConnectionState.CONNECTED)
 
     async def _watch(self) -> BrokerUnavailableError:
-        """Return once the session is found broken, by a call that failed or by a health probe."""
-        session = self._session
-        while session is not None:
-            if not session.closed:
-                await self._pause()
-            if session.closed:
-                return BrokerUnavailableError(f"{self._name}: the connection to the backend was lost")
+        """Return once the session is found broken: by a request that failed, or by a health probe."""
+        while True:
+            await self._pause()
+            session = self._session
+            if session is None or session.closed:
+                return BrokerUnavailableError("memory: the connection to the backend was lost")
             try:
-                await session.ping(self._health_timeout)
-            except LinkDownError as exc:
-                return BrokerUnavailableError(f"{self._name}: the connection to the backend was lost: {exc}")
-            except asyncio.TimeoutError:
-                return BrokerUnavailableError(
-                    f"{self._name}: no answer to a health probe within {self._health_timeout:g} s"
-                )
-        return BrokerUnavailableError(f"{self._name}: no connection")
+                await self._ping(session)
+            except BrokerUnavailableError as error:
+                return error
+
+    async def _pause(self) -> None:
+        """Wait one health interval, or less if a request finds the link down first.
+
+        A timer, not `asyncio.wait_for`: before Python 3.12 that can swallow a cancellation that
+        arrives as what it waits for finishes, and a supervisor that survived disconnect() would
+        run forever.
+        """
+        loop = asyncio.get_running_loop()
+        self._wake = wake = loop.create_future()
+        timer = loop.call_later(self._health_interval, _resolve, wake)
+        try:
+            await wake
+        finally:
+            timer.cancel()
+            self._wake = None
+
+    def _report_loss(self) -> None:
+        # A request saw the link fail: wake the supervisor now rather than at the next probe.
+        if self._wake is not None:
+            _resolve(self._wake)
 
     async def _restore_session(self) -> MemorySession:
         attempt = 0
@@ -310,74 +275,28 @@ class MemoryBrokerGateway:
             except BrokerUnavailableError:
                 attempt += 1
 
-    async def _pause(self) -> None:
-        """Wait one health interval, or less if a call finds the link down first."""
-        loop = asyncio.get_running_loop()
-        wake: asyncio.Future[None] = loop.create_future()
-        self._wake = wake
-        timer = loop.call_later(self._health_interval, _resolve, wake)
-        try:
-            await wake
-        finally:
-            timer.cancel()
-            self._wake = None
-
-    def _report_loss(self, session: MemorySession) -> None:
-        # A call saw the link fail: wake the supervisor now rather than at the next probe.
-        if session is self._session and self._wake is not None:
-            _resolve(self._wake)
-
-    async def _ensure_connected(self) -> MemorySession:
-        session = self._session
-        if session is not None and session.closed:
-            self._report_loss(session)
-        if self.state is not ConnectionState.CONNECTED or session is None or session.closed:
-            raise BrokerUnavailableError(f"{self._name}: not connected to the backend ({self.state})")
-        return session
-
-    async def _acquire(self, category: str) -> None:
-        await self._limiter.acquire(category)
-
-    async def _permit(self, category: str) -> MemorySession:
-        """Fail fast when not connected, then wait for a permit; the link may have dropped meanwhile."""
-        await self._ensure_connected()
-        await self._acquire(category)
-        return await self._ensure_connected()
-
-    async def _call(self, category: str, method: str, arguments: Mapping[str, Any]) -> object:
-        session = await self._permit(category)
-        try:
-            return await session.request(method, category, arguments, timeout=self._call_timeout)
-        except LinkDownError as exc:
-            self._report_loss(session)
-            raise BrokerUnavailableError(f"{self._name}: {method} failed: {exc}") from None
-        except asyncio.TimeoutError as exc:
-            if isinstance(exc, BrokerError):
-                raise  # the backend's own BrokerTimeoutError is a TimeoutError too
-            raise BrokerTimeoutError(
-                f"{self._name}: no answer to {method} within {self._call_timeout:g} s"
-            ) from None
-
-    async def _subscribe(self, symbols: tuple[str, ...]) -> MemorySession:
-        await self._call("market_data", "stream_quotes", {"symbols": symbols})
-        return await self._ensure_connected()
-
-    async def _resubscribe(self, symbols: tuple[str, ...]) -> MemorySession | None:
-        """Wait out an outage and subscribe again; None once the gateway is closed."""
+    async def _resubscribe(self, category: str, method: str, arguments: Mapping[str, Any]) -> None:
+        """Wait out an outage and subscribe again; `BrokerUnavailableError` once the gateway closes."""
+        attempt = 0
         while True:
             while self.state is not ConnectionState.CONNECTED:
-                if self.state is ConnectionState.CLOSED:
-                    return None
-                await self._changed.wait()
+                if not self._open:
+                    raise BrokerUnavailableError("memory: the gateway was disconnected")
+                await self._state_changed()
             try:
-                return await self._subscribe(symbols)
+                await self._request(category, method, arguments)
             except (BrokerUnavailableError, BrokerTimeoutError):
-                await asyncio.sleep(self._backoff.delay(0))
+                if not self._open:
+                    raise
+                await asyncio.sleep(self._backoff.delay(attempt))
+                attempt += 1
+            else:
+                return
 
     def _outcome_unknown(self, request: OrderRequest, cause: str) -> OrderOutcomeUnknownError:
         # The backend may have taken the order before its answer was lost. Sending it again under
         # another id could place it twice, so the caller is told, and looks it up by its id.
         return OrderOutcomeUnknownError(
-            f"{self._name}: place_order {request.client_order_id} may or may not have been placed: {cause}",
+            f"memory: place_order {request.client_order_id} may or may not have been placed: {cause}",
             client_order_id=request.client_order_id,
         )

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from broker_plugins import BrokerError, Quote
+from broker_plugins import BrokerError, OrderUpdate, Quote
 from memory_broker._backend import MemoryBackend
 
 __all__ = ["LinkDownError", "MemoryLink", "MemorySession"]
@@ -64,6 +64,14 @@ class MemorySession:
             lambda: [backend.quote(symbol) for symbol in symbols], delay=self._link.tick
         )
         return quotes
+
+    async def next_updates(self, after: int) -> list[OrderUpdate]:
+        """The order updates after sequence `after` that are there at the next tick."""
+        backend = self._link.backend
+        updates: list[OrderUpdate] = await self._exchange(
+            lambda: backend.updates_after(after), delay=self._link.tick
+        )
+        return updates
 
     def close(self, reason: str = "session closed") -> None:
         """Close the session: every request still in flight fails with `LinkDownError`."""
