@@ -3,6 +3,8 @@
     python -m benchmarks.bench_shared_budget [--processes 2 4 8] [--seconds 10] [--limit 50/1.0]
         [--callers 4] [--margin 0.01] [--json PATH]
 
+One table (`_common`): bare is the baseline below, ours the processes sharing Redis.
+
 For each number of processes, that many client processes (bare grpc stubs doing GetQuote, each
 under a RedisRateLimiter on one budget) saturate `--limit` for `--seconds`, while a reference bridge
 in a process of its own (budget off) records every arrival. Per run:
@@ -37,10 +39,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from benchmarks._bridge import REPO
+from benchmarks._common import REPO, Row, at_least, at_most, parser, report
 from benchmarks._redis import redis_server
 from broker_plugins import RateLimit, RateLimiter, RedisRateLimiter
 
@@ -214,54 +215,61 @@ async def permit_cost(url: str, permits: int, rounds: int) -> dict[str, float]:
     return best
 
 
+def rows_of(baseline: dict[str, Any], runs: list[dict[str, Any]], cost: dict[str, float]) -> list[Row]:
+    rows = []
+    for run in runs:
+        n = run["processes"]
+        rows += [
+            Row(
+                f"windows over the limit, {n} processes",
+                baseline["windows_over_limit"],
+                run["windows_over_limit"],
+                "windows",
+                at_most(0),
+            ),
+            Row(
+                f"  counted 10 ms + 10% short, {n} processes",
+                baseline["windows_over_allowance"],
+                run["windows_over_allowance"],
+                "windows",
+                at_most(0),
+            ),
+            Row(
+                f"utilisation, {n} processes",
+                100 * baseline["utilisation"],
+                100 * run["utilisation"],
+                "%",
+                at_least(95),
+            ),
+            Row(f"Jain's index, {n} processes", None, run["jain"], "", at_least(0.95)),
+        ]
+    rows.append(
+        Row("one permit, capacity available", cost["RateLimiter"] * 1e6, cost["RedisRateLimiter"] * 1e6, "us")
+    )
+    return rows
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--processes", type=int, nargs="+", default=[2, 4, 8])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--limit", default="50/1.0", help="CALLS/SECONDS (default 50/1.0)")
-    parser.add_argument("--callers", type=int, default=4, help="concurrent callers per process")
-    parser.add_argument(
+    arguments = parser("shared_budget", __doc__)
+    arguments.add_argument("--processes", type=int, nargs="+", default=[2, 4, 8])
+    arguments.add_argument("--seconds", type=float, default=10.0)
+    arguments.add_argument("--limit", default="50/1.0", help="CALLS/SECONDS (default 50/1.0)")
+    arguments.add_argument("--callers", type=int, default=4, help="concurrent callers per process")
+    arguments.add_argument(
         "--margin", type=float, default=0.01, help="the limiters' margin (default: a gateway's, 0.01)"
     )
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = parser.parse_args()
+    args = arguments.parse_args()
     with redis_server() as url, recording_bridge(max(args.processes)) as bridge:
-        rows = [run_budget(url, bridge, 1, args, local=True)]
-        rows += [run_budget(url, bridge, processes, args) for processes in args.processes]
+        baseline = run_budget(url, bridge, 1, args, local=True)
+        runs = [run_budget(url, bridge, processes, args) for processes in args.processes]
         cost = asyncio.run(permit_cost(url, 2000, 5))
-
-    print(
+    title = (
         f"{args.limit} shared through Redis for {args.seconds:g} s, counted at the bridge,"
-        f" margin {args.margin:g} s"
+        f" margin {args.margin:g} s (bare: one process under RateLimiter, {4 * args.callers} callers)"
     )
-    print(
-        f"{'limiter':16} {'processes':>9} {'calls':>6} {'over':>5} {'over*':>5} {'most':>5}"
-        f" {'utilisation':>11} {'Jain':>6} {'refused':>7} {'burst spread':>12}"
-    )
-    for row in rows:
-        print(
-            f"{row['limiter']:16} {row['processes']:>9} {row['calls']:>6} {row['windows_over_limit']:>5}"
-            f" {row['windows_over_allowance']:>5} {row['most_in_a_window']:>5} {row['utilisation']:>10.1%}"
-            f" {row['jain']:>6.3f} {row['permits_refused']:>7} {row['burst_spread_ms']:>9.1f} ms"
-        )
-    print(
-        "over: windows over the limit at the bridge; over*: counted 10 ms + 10% shorter; most: in any window"
-    )
-    print("goals: 0 windows over the limit, utilisation >= 95%, Jain >= 0.95")
-    ratio = cost["RedisRateLimiter"] / cost["RateLimiter"]
-    print(
-        f"one permit, capacity available: RateLimiter {cost['RateLimiter'] * 1e6:.1f} us, "
-        f"RedisRateLimiter {cost['RedisRateLimiter'] * 1e6:.1f} us ({ratio:.0f}x)"
-    )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        figures = {
-            "runs": rows,
-            "permit_seconds": cost,
-            "ratio": ratio,
-            "settings": vars(args) | {"json": None},
-        }
-        args.json.write_text(json.dumps(figures, indent=2, default=str))
+    spread = ", ".join(f"{run['processes']}: {run['burst_spread_ms']:.0f} ms" for run in [baseline, *runs])
+    report("shared_budget", title, rows_of(baseline, runs, cost), args.json, {"runs": [baseline, *runs]})
+    print(f"first burst took to reach the bridge (what a margin must cover): {spread}")
 
 
 if __name__ == "__main__":
