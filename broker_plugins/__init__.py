@@ -43,13 +43,15 @@ from broker_plugins._errors import (
     PluginError,
     PluginLoadError,
     RateLimitExceededError,
+    SharedBudgetUnavailableError,
     UnknownGatewayError,
 )
 from broker_plugins._gateway import HealthStatus, IBrokerGateway, StateChange, StateListener
-from broker_plugins._limiter import Limiter
+from broker_plugins._limiter import CategoryStats, Limiter, LimiterStats, ObservableLimiter
 from broker_plugins._manager import BrokerConnectionManager, ConnectionStatus
 from broker_plugins._options import GatewayOption
 from broker_plugins._ratelimit import CATEGORIES, RateLimit, RateLimiter, RateLimitsSpec
+from broker_plugins._redis_limiter import RedisRateLimiter
 from broker_plugins._registry import BrokerRegistry
 from broker_plugins._registry_types import GatewayFactory, GatewayInfo, RegisterGateway
 from broker_plugins._state import ConnectionStateTracker
@@ -71,6 +73,7 @@ __all__ = [
     "BrokerUnavailableError",
     "Candle",
     "Capability",
+    "CategoryStats",
     "ConnectionState",
     "ConnectionStateTracker",
     "ConnectionStatus",
@@ -85,8 +88,10 @@ __all__ = [
     "Interval",
     "InvalidRequestError",
     "Limiter",
+    "LimiterStats",
     "NotFoundError",
     "Number",
+    "ObservableLimiter",
     "Order",
     "OrderOutcomeUnknownError",
     "OrderRejectedError",
@@ -102,7 +107,9 @@ __all__ = [
     "RateLimitExceededError",
     "RateLimiter",
     "RateLimitsSpec",
+    "RedisRateLimiter",
     "RegisterGateway",
+    "SharedBudgetUnavailableError",
     "Side",
     "StateChange",
     "StateListener",

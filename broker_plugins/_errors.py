@@ -3,6 +3,7 @@
 ```
 BrokerError
 ├── BrokerUnavailableError        (ConnectionError)  server down, not connected, degraded
+│   └── SharedBudgetUnavailableError                 a shared rate budget's store is unreachable
 ├── BrokerTimeoutError            (TimeoutError)     the call's deadline passed
 ├── RateLimitExceededError                           the broker refused: over budget
 ├── AuthenticationError           (PermissionError)  bad or missing credentials
@@ -37,6 +38,7 @@ __all__ = [
     "PluginError",
     "PluginLoadError",
     "RateLimitExceededError",
+    "SharedBudgetUnavailableError",
     "UnknownGatewayError",
 ]
 
@@ -54,6 +56,11 @@ class BrokerError(Exception):
 
 class BrokerUnavailableError(BrokerError, ConnectionError):
     """The broker cannot be reached now; the call did not take effect."""
+
+
+class SharedBudgetUnavailableError(BrokerUnavailableError):
+    """A rate budget shared across processes cannot be reached, so no permit was granted and the
+    call was not sent (the budget is never exceeded in its absence)."""
 
 
 class BrokerTimeoutError(BrokerError, TimeoutError):
