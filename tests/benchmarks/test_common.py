@@ -47,8 +47,8 @@ def test_results_record_the_commit_and_the_versions(tmp_path: Path) -> None:
 
 
 def test_the_reconnect_bound_follows_grpc_backoff_with_the_gateway_settings() -> None:
-    # Default backoff 0.1 s growing 1.6x, capped at 1 s, less up to 20% jitter: attempts at 0, 0.08,
-    # 0.208, 0.413, 0.74, 1.26 s ...
+    # Default backoff 0.1 s growing 1.6x, capped at 0.3 s, less up to 20% jitter: attempts at 0,
+    # 0.08, 0.208, 0.413, 0.653, 0.893, 1.133 s ...
     assert paced_bound(0.05) == 1
-    assert paced_bound(1.0) == 5
-    assert paced_bound(1.3) == 6
+    assert paced_bound(1.0) == 6
+    assert paced_bound(1.3) == 7
