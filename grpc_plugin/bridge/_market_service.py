@@ -19,6 +19,7 @@ from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2_grpc as md_gr
 __all__ = ["MarketDataServicer"]
 
 _MAX_STREAM_SYMBOLS = 100
+_NAMED_UNKNOWN = 5  # an error names this many unknown symbols, so that its size stays small
 
 
 class MarketDataServicer(md_grpc.MarketDataServiceServicer):
@@ -122,7 +123,8 @@ class MarketDataServicer(md_grpc.MarketDataServiceServicer):
         symbols = sorted({_parse.symbol(s, "symbols") for s in request.symbols})
         unknown = [s for s in symbols if not self._market.has(s)]
         if unknown:
-            raise NotFoundError(f"unknown symbols: {', '.join(unknown)}")
+            more = f" and {len(unknown) - _NAMED_UNKNOWN} more" if len(unknown) > _NAMED_UNKNOWN else ""
+            raise NotFoundError(f"unknown symbols: {', '.join(unknown[:_NAMED_UNKNOWN])}{more}")
         return symbols
 
 

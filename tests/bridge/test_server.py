@@ -36,6 +36,32 @@ async def test_health_reports_every_service_serving(client: Client) -> None:
         assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
 
 
+async def test_health_refuses_a_wrong_token_and_answers_without_one(
+    start_bridge: StartBridge, connect: Callable[..., Client]
+) -> None:
+    server = await start_bridge(budget=(), tokens={"tok": "alice"})
+    health = health_pb2_grpc.HealthStub(connect(server.address).channel)
+    for service in ("", *SERVICES):
+        request = health_pb2.HealthCheckRequest(service=service)
+        for metadata in ((("authorization", "Bearer tok"),), ()):
+            reply = await health.Check(request, metadata=metadata, timeout=CALL_TIMEOUT)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        for wrong in ("Bearer nope", "Basic tok", "Bearer "):
+            error = await rpc_error(
+                health.Check(request, metadata=(("authorization", wrong),), timeout=CALL_TIMEOUT)
+            )
+            assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert "nope" not in (error.details() or "")
+    watch = health.Watch(health_pb2.HealthCheckRequest(), metadata=(("authorization", "Bearer nope"),))
+    error = await rpc_error(watch.read())
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    watch = health.Watch(health_pb2.HealthCheckRequest(), metadata=(("authorization", "Bearer tok"),))
+    assert (await within(watch.read())).status == health_pb2.HealthCheckResponse.SERVING
+    watch.cancel()
+    error = await rpc_error(health.Check(health_pb2.HealthCheckRequest(service="no.such.Service")))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
 async def test_reflection_lists_and_describes_the_services(client: Client) -> None:
     stub = reflection_pb2_grpc.ServerReflectionStub(client.channel)
     call = stub.ServerReflectionInfo()
