@@ -144,7 +144,7 @@ class CallGate:
             return failure.code, failure.message
         if account is None:
             return grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED
-        wait = self._budget.admit(account)
+        wait = self._budget.admit(account, client)
         if wait is not None:
             retry_ms = max(1, math.ceil(wait * 1000))
             context.set_trailing_metadata(((RETRY_AFTER_KEY, str(retry_ms)),))
