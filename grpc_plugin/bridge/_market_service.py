@@ -48,7 +48,7 @@ class MarketDataServicer(md_grpc.MarketDataServiceServicer):
                 limit=request.limit if request.HasField("limit") else None,
                 page_size=request.page_size,
                 page_token=request.page_token,
-                fingerprint=_fingerprint(request),
+                fingerprint=self.page_fingerprint(request),
             )
             page = resolve_page(query, self._market.now_ms())
             columns = self._market.candles(symbol, interval, page.first, page.stop)
@@ -114,6 +114,10 @@ class MarketDataServicer(md_grpc.MarketDataServiceServicer):
                         )
             finally:
                 self._feed.unsubscribe(subscription)
+
+    def page_fingerprint(self, request: md.GetCandlesRequest) -> int:
+        """What ties a page token to its request: a checksum of every field but the paging ones."""
+        return _fingerprint(request)
 
     def _symbols(self, request: md.StreamQuotesRequest) -> list[str]:
         if not request.symbols:

@@ -5,8 +5,8 @@ the grpc.aio server on top can be cut and restored (same port) without losing th
 tests simulate a dropped connection to a broker that kept running.
 
 The parts are class attributes (`market_data_servicer`, `trading_servicer`, `health_servicer`,
-`server_options`), so that a subclass can swap one: a richer market model, or, in tests, a bridge
-with one behaviour deliberately broken.
+`call_gate`, `call_budget`, `server_options`) and `add_services`, so that a subclass can swap one: a
+richer market model, or, in tests, a bridge with one behaviour deliberately broken.
 """
 
 from __future__ import annotations
@@ -100,6 +100,8 @@ class BridgeServer:
     market_data_servicer: ClassVar[type[MarketDataServicer]] = MarketDataServicer
     trading_servicer: ClassVar[type[TradingServicer]] = TradingServicer
     health_servicer: ClassVar[type[AuthenticatedHealth]] = AuthenticatedHealth
+    call_gate: ClassVar[type[CallGate]] = CallGate
+    call_budget: ClassVar[type[CallBudget]] = CallBudget
     server_options: ClassVar[Sequence[tuple[str, Any]]] = SERVER_OPTIONS
 
     def __init__(self, config: BridgeConfig | None = None) -> None:
@@ -136,9 +138,9 @@ class BridgeServer:
             on_working=feed.wake,
         )
         feed.attach_broker(on_quotes=broker.on_quotes, traded_symbols=broker.working_symbols)
-        gate = CallGate(
+        gate = self.call_gate(
             tokens=config.tokens,
-            budget=CallBudget(config.budget),
+            budget=self.call_budget(config.budget),
             faults=self.faults,
             max_request_bytes=config.max_request_bytes,
             record_limit=config.record_limit,
@@ -183,12 +185,8 @@ class BridgeServer:
         await self.stop()
 
     async def _listen(self, port: int) -> None:
-        assert self._servicers is not None
-        assert self._gate is not None
         server = grpc.aio.server(options=list(self.server_options))
-        market_data, trading = self._servicers
-        add_service(server, _MARKET_DATA, market_data, self._gate)
-        add_service(server, _TRADING, trading, self._gate)
+        self.add_services(server)
         health_servicer = self.health_servicer(TokenCheck(self.config.tokens))
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
@@ -214,6 +212,14 @@ class BridgeServer:
         for name in _HEALTH_NAMES:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._grpc, self._health, self._port = server, health_servicer, bound
+
+    def add_services(self, server: grpc.aio.Server) -> None:
+        """Register MarketDataService and TradingService on `server` (request bytes parsed by the bridge)."""
+        if self._servicers is None or self._gate is None:
+            raise RuntimeError("the bridge has not been started")
+        market_data, trading = self._servicers
+        add_service(server, _MARKET_DATA, market_data, self._gate)
+        add_service(server, _TRADING, trading, self._gate)
 
     # -- addresses -------------------------------------------------------------------------------
 
