@@ -37,7 +37,3 @@ class PlacementLocks:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        """How many keys are held or awaited now."""
-        return len(self._locks)

@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Callable
 
 import grpc
+import grpc.aio
+import pytest
 
 from grpc_plugin.bridge import BridgeServer
 from grpc_plugin.generated.broker.bridge.v1 import common_pb2
@@ -89,6 +91,13 @@ async def test_concurrent_attempts_with_one_id_wait_for_the_first_and_share_its_
     # Other ids were never held up by this one, and nothing stays locked.
     other = await clients[0].trading.PlaceOrder(market_order("race-2", "AAPL", BUY, 1), timeout=CALL_TIMEOUT)
     assert not other.duplicate
+
+
+async def test_placement_delays_are_checked_and_services_need_a_started_bridge() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        BridgeServer().delay_placement(-1.0)
+    with pytest.raises(RuntimeError, match="not been started"):
+        BridgeServer().add_services(grpc.aio.server())
 
 
 async def test_a_placement_cancelled_while_the_broker_is_slow_creates_nothing(

@@ -124,6 +124,8 @@ def test_token_options_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (tmp_path / "empty").write_text("\n")
     (tmp_path / "token").write_text(" t0k \n")
     assert dict(config_from_args(["--token-file", str(tmp_path / "token")]).tokens) == {"t0k": "paper"}
+    monkeypatch.setenv("GOOD_TOKEN", "from-env")
+    assert dict(config_from_args(["--token-env", "GOOD_TOKEN"]).tokens) == {"from-env": "paper"}
     for bad in (
         ["--token-env", "NO_SUCH_TOKEN"],
         ["--token-env", "EMPTY_TOKEN"],
