@@ -2,6 +2,9 @@
 
 Prints `listening on HOST:PORT` (flushed) once calls are accepted. On SIGTERM/SIGINT health goes
 NOT_SERVING, streams end, calls in flight get a grace period, and the process exits 0.
+
+The token can come from an environment variable (`--token-env NAME`) or a file (`--token-file
+PATH`), so that it does not show in `ps`; `--token TOKEN` is there for quick local runs.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -33,9 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m grpc_plugin.bridge", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
-    parser.add_argument(
-        "--token", help=f"require 'authorization: Bearer TOKEN' (account {DEFAULT_ACCOUNT!r})"
+    tokens = parser.add_mutually_exclusive_group()
+    tokens.add_argument(
+        "--token",
+        help=f"require 'authorization: Bearer TOKEN' (account {DEFAULT_ACCOUNT!r}); visible in ps: "
+        "prefer --token-env or --token-file",
     )
+    tokens.add_argument("--token-env", metavar="NAME", help="the same, the token read from variable NAME")
+    tokens.add_argument("--token-file", type=Path, metavar="PATH", help="the same, the token read from PATH")
     parser.add_argument("--state", type=Path, help="SQLite file for orders and accounts (default: memory)")
     parser.add_argument("--tls-cert", type=Path, help="server certificate chain (PEM)")
     parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")
@@ -77,10 +86,11 @@ def _config(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tupl
         parser.error("--tick-rate must be positive")
     tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None
     budget = () if args.no_budget else tuple(args.budget or DEFAULT_BUDGET)
+    token = _token(parser, args)
     config = BridgeConfig(
         host=args.host,
         port=args.port,
-        tokens={args.token: DEFAULT_ACCOUNT} if args.token else {},
+        tokens={token: DEFAULT_ACCOUNT} if token else {},
         state_path=args.state,
         tls=tls,
         seed=args.seed,
@@ -88,6 +98,25 @@ def _config(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tupl
         budget=budget,
     )
     return config, args.reply_delay
+
+
+def _token(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The token the command line names, wherever it is kept; exits with usage if it is not there."""
+    if args.token_env is not None:
+        token = os.environ.get(args.token_env, "").strip()
+        if not token:
+            parser.error(f"--token-env {args.token_env}: the variable is unset or empty")
+        return token
+    if args.token_file is not None:
+        path: Path = args.token_file
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            parser.error(f"--token-file {args.token_file}: cannot read it ({type(error).__name__})")
+        if not token:
+            parser.error(f"--token-file {args.token_file}: the file is empty")
+        return token
+    return str(args.token) if args.token else None
 
 
 async def serve(config: BridgeConfig, *, reply_delay: float = 0.0) -> None:

@@ -17,7 +17,12 @@ from decimal import ROUND_CEILING, Decimal
 import attrs
 
 from grpc_plugin.bridge._accounting import BalanceView, buying_power, equity_by_currency
-from grpc_plugin.bridge._errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from grpc_plugin.bridge._errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from grpc_plugin.bridge._instruments import InstrumentSpec
 from grpc_plugin.bridge._journal import Journal
 from grpc_plugin.bridge._market import Market, MarketQuote
@@ -32,6 +37,7 @@ from grpc_plugin.bridge._orders import (
     PaperOrder,
     Side,
     TimeInForce,
+    differences,
 )
 from grpc_plugin.bridge._updates import UpdateLog
 
@@ -148,11 +154,29 @@ class PaperBroker:
 
     # -- commands --------------------------------------------------------------------------------
 
+    def placed(self, account: str, client_order_id: str) -> PaperOrder | None:
+        """The account's order placed under `client_order_id`, if any."""
+        order_id = self._by_client.get((account, client_order_id))
+        return None if order_id is None else self._orders[order_id]
+
     def place(self, account: str, request: NewOrder) -> tuple[PaperOrder, bool]:
-        """Place `request` once; returns (order, duplicate). Business failures give REJECTED orders."""
-        existing = self._by_client.get((account, request.client_order_id))
-        if existing is not None:
-            return self._orders[existing], True
+        """Place `request` once; returns (order, duplicate). Business failures give REJECTED orders.
+
+        A client_order_id seen before returns its order if the request is the same order, and
+        raises `AlreadyExistsError` if it is another one (nothing is created or changed).
+        """
+        existing = self.placed(account, request.client_order_id)
+        if existing is None:
+            return self._create(account, request), False
+        differ = differences(existing, request)
+        if differ:
+            raise AlreadyExistsError(
+                f"client_order_id {request.client_order_id!r} is order {existing.order_id}, placed with "
+                f"other contents ({'; '.join(differ)}); use a new client_order_id for a new order"
+            )
+        return existing, True
+
+    def _create(self, account: str, request: NewOrder) -> PaperOrder:
         now = self._clock_ns()
         change = OrderChange(self)
         order = PaperOrder(
@@ -184,7 +208,7 @@ class PaperBroker:
             )
         self._next_number += 1
         self._commit(change)
-        return order, False
+        return order
 
     def cancel(self, account: str, order_id: str) -> PaperOrder:
         """Cancel a working order of the account."""
@@ -225,7 +249,13 @@ class PaperBroker:
                 f"got {limit_price}"
             )
         now = self._clock_ns()
-        updated = attrs.evolve(order, quantity=new_quantity, limit_price=new_price, update_ns=now)
+        updated = attrs.evolve(
+            order,
+            quantity=new_quantity,
+            limit_price=new_price,
+            update_ns=now,
+            placed=order.placed_terms,
+        )
         if order.side is Side.BUY:
             updated = attrs.evolve(updated, reserve_price=new_price or order.reserve_price)
             others = [o for o in self._working_orders(account) if o.order_id != order_id]

@@ -3,14 +3,17 @@
 BridgeError
 ├── InvalidArgumentError (ValueError)   -> INVALID_ARGUMENT
 ├── NotFoundError (LookupError)         -> NOT_FOUND
+├── AlreadyExistsError                  -> ALREADY_EXISTS
 ├── FailedPreconditionError             -> FAILED_PRECONDITION
 ├── OutOfRangeError (IndexError)        -> OUT_OF_RANGE
-└── SubscriberOverflowError             -> ABORTED
+├── SubscriberOverflowError             -> ABORTED
+└── ShuttingDownError                   -> UNAVAILABLE
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyExistsError",
     "BridgeError",
     "FailedPreconditionError",
     "InvalidArgumentError",
@@ -31,6 +34,10 @@ class InvalidArgumentError(BridgeError, ValueError):
 
 class NotFoundError(BridgeError, LookupError):
     """The symbol, order or currency does not exist (for this account)."""
+
+
+class AlreadyExistsError(BridgeError):
+    """A client_order_id the account already used for an order with other contents."""
 
 
 class FailedPreconditionError(BridgeError):

@@ -1,4 +1,4 @@
-"""Faults a test can inject into a running bridge: failed calls, slow replies, stalled streams."""
+"""Faults a test can inject into a running bridge: failed calls, slow replies and placements, stalls."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class Faults:
 
     def __init__(self) -> None:
         self.reply_delay = 0.0
+        self.placement_delay = 0.0
         self._failures: list[InjectedFailure] = []
         self._flowing = asyncio.Event()
         self._flowing.set()
@@ -32,6 +33,16 @@ class Faults:
         if seconds < 0:
             raise ValueError(f"delay must not be negative, got {seconds}")
         self.reply_delay = seconds
+
+    def delay_placement(self, seconds: float) -> None:
+        """Make the broker take `seconds` to accept each new order (a slow broker API).
+
+        The wait happens while the order's client_order_id is held, so overlapping attempts with
+        that id wait for it; a placement whose call is cancelled during the wait creates nothing.
+        """
+        if seconds < 0:
+            raise ValueError(f"delay must not be negative, got {seconds}")
+        self.placement_delay = seconds
 
     def fail_next(self, count: int, code: grpc.StatusCode, message: str = "") -> None:
         """Fail the next `count` bridge calls with `code` before they do anything."""
@@ -64,5 +75,6 @@ class Faults:
     def clear(self) -> None:
         """Remove every fault."""
         self.reply_delay = 0.0
+        self.placement_delay = 0.0
         self._failures.clear()
         self._flowing.set()

@@ -188,6 +188,7 @@ def _order_to(order: PaperOrder) -> dict[str, Any]:
         "update_ns": order.update_ns,
         "reserve_price": str(order.reserve_price),
         "filled_value": str(order.filled_value),
+        "placed": None if order.placed is None else [str(order.placed[0]), _dec(order.placed[1])],
     }
 
 
@@ -210,7 +211,13 @@ def _order_from(data: dict[str, Any]) -> PaperOrder:
         update_ns=data["update_ns"],
         reserve_price=Decimal(data["reserve_price"]),
         filled_value=Decimal(data["filled_value"]),
+        # State files written before modifications were tracked have no "placed".
+        placed=_placed_from(data.get("placed")),
     )
+
+
+def _placed_from(value: Any) -> tuple[Decimal, Decimal | None] | None:
+    return None if value is None else (Decimal(value[0]), _undec(value[1]))
 
 
 def _update_to(update: OrderUpdateRecord) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2_grpc as md_gr
 __all__ = ["MarketDataServicer"]
 
 _MAX_STREAM_SYMBOLS = 100
+_NAMED_UNKNOWN = 5  # an error names this many unknown symbols, so that its size stays small
 
 
 class MarketDataServicer(md_grpc.MarketDataServiceServicer):
@@ -47,7 +48,7 @@ class MarketDataServicer(md_grpc.MarketDataServiceServicer):
                 limit=request.limit if request.HasField("limit") else None,
                 page_size=request.page_size,
                 page_token=request.page_token,
-                fingerprint=_fingerprint(request),
+                fingerprint=self.page_fingerprint(request),
             )
             page = resolve_page(query, self._market.now_ms())
             columns = self._market.candles(symbol, interval, page.first, page.stop)
@@ -114,6 +115,10 @@ class MarketDataServicer(md_grpc.MarketDataServiceServicer):
             finally:
                 self._feed.unsubscribe(subscription)
 
+    def page_fingerprint(self, request: md.GetCandlesRequest) -> int:
+        """What ties a page token to its request: a checksum of every field but the paging ones."""
+        return _fingerprint(request)
+
     def _symbols(self, request: md.StreamQuotesRequest) -> list[str]:
         if not request.symbols:
             raise InvalidArgumentError("symbols must name at least one instrument")
@@ -122,7 +127,8 @@ class MarketDataServicer(md_grpc.MarketDataServiceServicer):
         symbols = sorted({_parse.symbol(s, "symbols") for s in request.symbols})
         unknown = [s for s in symbols if not self._market.has(s)]
         if unknown:
-            raise NotFoundError(f"unknown symbols: {', '.join(unknown)}")
+            more = f" and {len(unknown) - _NAMED_UNKNOWN} more" if len(unknown) > _NAMED_UNKNOWN else ""
+            raise NotFoundError(f"unknown symbols: {', '.join(unknown[:_NAMED_UNKNOWN])}{more}")
         return symbols
 
 

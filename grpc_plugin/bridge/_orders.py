@@ -23,6 +23,7 @@ __all__ = [
     "PaperOrder",
     "Side",
     "TimeInForce",
+    "differences",
 ]
 
 
@@ -114,6 +115,14 @@ class PaperOrder:
     reserve_price: Decimal = Decimal(0)
     # Sum of quantity * price over the fills, exact; the average fill price is derived from it.
     filled_value: Decimal = Decimal(0)
+    # Quantity and limit price as placed, once a modification changed them (None: unchanged), so
+    # that a retry of the original PlaceOrder is still recognised as the same order.
+    placed: tuple[Decimal, Decimal | None] | None = None
+
+    @property
+    def placed_terms(self) -> tuple[Decimal, Decimal | None]:
+        """(quantity, limit price) as the order was placed."""
+        return self.placed if self.placed is not None else (self.quantity, self.limit_price)
 
     @property
     def remaining(self) -> Decimal:
@@ -158,3 +167,31 @@ class Account:
     name: str
     cash: Mapping[str, Decimal]
     holdings: Mapping[str, Holding] = attrs.field(factory=dict)
+
+
+def differences(order: PaperOrder, request: NewOrder) -> list[str]:
+    """How `request` differs from what `order` was placed with ([] if it is the same order).
+
+    Values compare as numbers (10 equals 10.0); a modification since does not count, since the
+    order is compared as it was placed.
+    """
+    quantity, limit_price = order.placed_terms
+    placed = (order.symbol, order.side, order.order_type, quantity, limit_price, order.time_in_force)
+    asked = (
+        request.symbol,
+        request.side,
+        request.order_type,
+        request.quantity,
+        request.limit_price,
+        request.time_in_force,
+    )
+    names = ("symbol", "side", "order_type", "quantity", "limit_price", "time_in_force")
+    return [
+        f"{name} {_term(theirs)}, not {_term(ours)}"
+        for name, ours, theirs in zip(names, placed, asked, strict=True)
+        if ours != theirs
+    ]
+
+
+def _term(value: object) -> str:
+    return str(value.value if isinstance(value, enum.Enum) else value)

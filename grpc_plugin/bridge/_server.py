@@ -3,14 +3,19 @@
 The market, the paper broker and its journal, and the quote feed live as long as the BridgeServer;
 the grpc.aio server on top can be cut and restored (same port) without losing them, which is how
 tests simulate a dropped connection to a broker that kept running.
+
+The parts are class attributes (`market_data_servicer`, `trading_servicer`, `health_servicer`,
+`call_gate`, `call_budget`, `server_options`) and `add_services`, so that a subclass can swap one: a
+richer market model, or, in tests, a bridge with one behaviour deliberately broken.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
+from typing import Any, ClassVar
 
 import attrs
 import grpc
@@ -18,28 +23,28 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from grpc_plugin.bridge._auth import TokenCheck
 from grpc_plugin.bridge._broker import PaperBroker
 from grpc_plugin.bridge._budget import DEFAULT_BUDGET, CallBudget, Window
 from grpc_plugin.bridge._faults import Faults
 from grpc_plugin.bridge._feed import QuoteFeed
 from grpc_plugin.bridge._gate import DEFAULT_ACCOUNT, CallGate, RequestRecord
+from grpc_plugin.bridge._handlers import add_service
+from grpc_plugin.bridge._health import AuthenticatedHealth
 from grpc_plugin.bridge._journal import Journal, MemoryJournal, SqliteJournal
 from grpc_plugin.bridge._market import Market
 from grpc_plugin.bridge._market_service import MarketDataServicer
 from grpc_plugin.bridge._options import MAX_REQUEST_BYTES, SERVER_OPTIONS
 from grpc_plugin.bridge._orders import PaperOrder
 from grpc_plugin.bridge._trading_service import TradingServicer
-from grpc_plugin.generated.broker.bridge.v1 import (
-    market_data_pb2,
-    market_data_pb2_grpc,
-    trading_pb2,
-    trading_pb2_grpc,
-)
+from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2, trading_pb2
 
 __all__ = ["BridgeConfig", "BridgeServer", "TlsConfig"]
 
-MARKET_DATA_SERVICE = market_data_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name
-TRADING_SERVICE = trading_pb2.DESCRIPTOR.services_by_name["TradingService"].full_name
+_MARKET_DATA = market_data_pb2.DESCRIPTOR.services_by_name["MarketDataService"]
+_TRADING = trading_pb2.DESCRIPTOR.services_by_name["TradingService"]
+MARKET_DATA_SERVICE = _MARKET_DATA.full_name
+TRADING_SERVICE = _TRADING.full_name
 _HEALTH_NAMES = ("", MARKET_DATA_SERVICE, TRADING_SERVICE)
 
 
@@ -88,8 +93,16 @@ class BridgeServer:
     """The reference bridge: `await start()`, calls on `address`, `await stop()`.
 
     Tests also get a backdoor (`requests`, `orders_by_client_order_id`) and faults (`cut`,
-    `restore`, `delay`, `fail_next`, `stall_streams`, `release_streams`, `clear_faults`).
+    `restore`, `delay`, `delay_placement`, `fail_next`, `stall_streams`, `release_streams`,
+    `clear_faults`).
     """
+
+    market_data_servicer: ClassVar[type[MarketDataServicer]] = MarketDataServicer
+    trading_servicer: ClassVar[type[TradingServicer]] = TradingServicer
+    health_servicer: ClassVar[type[AuthenticatedHealth]] = AuthenticatedHealth
+    call_gate: ClassVar[type[CallGate]] = CallGate
+    call_budget: ClassVar[type[CallBudget]] = CallBudget
+    server_options: ClassVar[Sequence[tuple[str, Any]]] = SERVER_OPTIONS
 
     def __init__(self, config: BridgeConfig | None = None) -> None:
         self.config = config or BridgeConfig()
@@ -101,7 +114,7 @@ class BridgeServer:
         self._gate: CallGate | None = None
         self._servicers: tuple[MarketDataServicer, TradingServicer] | None = None
         self._grpc: grpc.aio.Server | None = None
-        self._health: health.aio.HealthServicer | None = None
+        self._health: AuthenticatedHealth | None = None
         self._port: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -125,17 +138,17 @@ class BridgeServer:
             on_working=feed.wake,
         )
         feed.attach_broker(on_quotes=broker.on_quotes, traded_symbols=broker.working_symbols)
-        gate = CallGate(
+        gate = self.call_gate(
             tokens=config.tokens,
-            budget=CallBudget(config.budget),
+            budget=self.call_budget(config.budget),
             faults=self.faults,
             max_request_bytes=config.max_request_bytes,
             record_limit=config.record_limit,
         )
         self._journal, self._broker, self._feed, self._gate = journal, broker, feed, gate
         self._servicers = (
-            MarketDataServicer(self.market, feed, gate, self.faults),
-            TradingServicer(self.market, broker, gate, self.faults),
+            self.market_data_servicer(self.market, feed, gate, self.faults),
+            self.trading_servicer(self.market, broker, gate, self.faults),
         )
         feed.start()
         try:
@@ -172,12 +185,9 @@ class BridgeServer:
         await self.stop()
 
     async def _listen(self, port: int) -> None:
-        assert self._servicers is not None
-        server = grpc.aio.server(options=SERVER_OPTIONS)
-        market_data, trading = self._servicers
-        market_data_pb2_grpc.add_MarketDataServiceServicer_to_server(market_data, server)
-        trading_pb2_grpc.add_TradingServiceServicer_to_server(trading, server)
-        health_servicer = health.aio.HealthServicer()
+        server = grpc.aio.server(options=list(self.server_options))
+        self.add_services(server)
+        health_servicer = self.health_servicer(TokenCheck(self.config.tokens))
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             (*_HEALTH_NAMES[1:], health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -202,6 +212,14 @@ class BridgeServer:
         for name in _HEALTH_NAMES:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._grpc, self._health, self._port = server, health_servicer, bound
+
+    def add_services(self, server: grpc.aio.Server) -> None:
+        """Register MarketDataService and TradingService on `server` (request bytes parsed by the bridge)."""
+        if self._servicers is None or self._gate is None:
+            raise RuntimeError("the bridge has not been started")
+        market_data, trading = self._servicers
+        add_service(server, _MARKET_DATA, market_data, self._gate)
+        add_service(server, _TRADING, trading, self._gate)
 
     # -- addresses -------------------------------------------------------------------------------
 
@@ -245,6 +263,10 @@ class BridgeServer:
     def delay(self, seconds: float) -> None:
         """Delay every reply by `seconds` (0 to stop); see `Faults.delay`."""
         self.faults.delay(seconds)
+
+    def delay_placement(self, seconds: float) -> None:
+        """Make the broker take `seconds` to accept each new order; see `Faults.delay_placement`."""
+        self.faults.delay_placement(seconds)
 
     def fail_next(self, count: int, code: grpc.StatusCode, message: str = "") -> None:
         """Fail the next `count` bridge calls with status `code`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from grpc_plugin.bridge import _parse
@@ -16,6 +17,7 @@ from grpc_plugin.bridge._errors import InvalidArgumentError
 from grpc_plugin.bridge._faults import Faults
 from grpc_plugin.bridge._gate import CallGate, Context
 from grpc_plugin.bridge._market import Market
+from grpc_plugin.bridge._placement import PlacementLocks
 from grpc_plugin.generated.broker.bridge.v1 import trading_pb2 as tr
 from grpc_plugin.generated.broker.bridge.v1 import trading_pb2_grpc as tr_grpc
 
@@ -32,23 +34,28 @@ class TradingServicer(tr_grpc.TradingServiceServicer):
         self._broker = broker
         self._gate = gate
         self._faults = faults
+        self._placements = PlacementLocks()
 
     async def PlaceOrder(self, request: tr.PlaceOrderRequest, context: Context) -> tr.PlaceOrderResponse:
-        """Place an order once per client_order_id."""
+        """Place an order once per client_order_id; attempts with one id take turns."""
         async with self._gate.unary("PlaceOrder", request, context) as account:
-            order, duplicate = self._broker.place(account, _parse.new_order(request))
+            new = _parse.new_order(request)
+            async with self._placements.hold(account, new.client_order_id):
+                if self._faults.placement_delay and self._broker.placed(account, new.client_order_id) is None:
+                    await asyncio.sleep(self._faults.placement_delay)
+                order, duplicate = self._broker.place(account, new)
             return tr.PlaceOrderResponse(order=order_message(order), duplicate=duplicate)
 
     async def CancelOrder(self, request: tr.CancelOrderRequest, context: Context) -> tr.CancelOrderResponse:
         """Cancel a working order."""
         async with self._gate.unary("CancelOrder", request, context) as account:
-            order = self._broker.cancel(account, _order_id(request.order_id))
+            order = self._broker.cancel(account, _parse.order_id(request.order_id))
             return tr.CancelOrderResponse(order=order_message(order))
 
     async def ModifyOrder(self, request: tr.ModifyOrderRequest, context: Context) -> tr.ModifyOrderResponse:
         """Change quantity or limit price of a working order."""
         async with self._gate.unary("ModifyOrder", request, context) as account:
-            order_id = _order_id(request.order_id)
+            order_id = _parse.order_id(request.order_id)
             has_quantity, has_price = request.HasField("quantity"), request.HasField("limit_price")
             if not (has_quantity or has_price):
                 raise InvalidArgumentError("set quantity, limit_price or both")
@@ -65,7 +72,7 @@ class TradingServicer(tr_grpc.TradingServiceServicer):
         async with self._gate.unary("GetOrder", request, context) as account:
             which = request.WhichOneof("order_ref")
             if which == "order_id":
-                order = self._broker.get_order(account, order_id=_order_id(request.order_id))
+                order = self._broker.get_order(account, order_id=_parse.order_id(request.order_id))
             elif which == "client_order_id":
                 client_id = _parse.client_order_id(request.client_order_id)
                 order = self._broker.get_order(account, client_order_id=client_id)
@@ -136,11 +143,6 @@ class TradingServicer(tr_grpc.TradingServiceServicer):
     async def GetBalance(self, request: tr.GetBalanceRequest, context: Context) -> tr.GetBalanceResponse:
         """Cash by currency."""
         async with self._gate.unary("GetBalance", request, context) as account:
-            balances = self._broker.balances(account, request.currency)
+            currency = _parse.currency(request.currency) if request.currency else ""
+            balances = self._broker.balances(account, currency)
             return tr.GetBalanceResponse(balances=[balance_message(b) for b in balances])
-
-
-def _order_id(value: str) -> str:
-    if not value:
-        raise InvalidArgumentError("order_id is required")
-    return value

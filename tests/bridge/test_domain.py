@@ -14,6 +14,7 @@ from grpc_plugin.bridge._budget import CallBudget, Window
 from grpc_plugin.bridge._candles import BLOCK_BARS, CandleSource, Interval
 from grpc_plugin.bridge._convert import decimal_message
 from grpc_plugin.bridge._errors import (
+    AlreadyExistsError,
     FailedPreconditionError,
     NotFoundError,
     ShuttingDownError,
@@ -208,6 +209,7 @@ def test_the_sqlite_journal_brings_everything_back(tmp_path: Path) -> None:
     broker.place("paper", _order("p-1", symbol="005930", quantity=5))
     far = str(market.instrument("005930").price(market.quote("005930").bid // 2 // 100 * 100))
     resting, _ = broker.place("paper", _order("p-2", symbol="005930", quantity=2, limit=far))
+    broker.modify("paper", resting.order_id, quantity=Decimal(3), limit_price=None)
     broker.place("other", _order("p-1", symbol="NOPE"))
     before = (broker.positions("paper"), broker.balances("paper"), broker.list_orders("paper"))
     broker._journal.close()
@@ -215,6 +217,10 @@ def test_the_sqlite_journal_brings_everything_back(tmp_path: Path) -> None:
     _, again = _broker(clock, SqliteJournal(path))
     assert (again.positions("paper"), again.balances("paper"), again.list_orders("paper")) == before
     assert again.place("paper", _order("p-1", symbol="005930", quantity=5))[1] is True
+    # A retry of the modified order is still recognised: its contents as placed were kept.
+    assert again.place("paper", _order("p-2", symbol="005930", quantity=2, limit=far))[1] is True
+    with pytest.raises(AlreadyExistsError, match="quantity 3, not 2"):
+        again.place("paper", _order("p-2", symbol="005930", quantity=3, limit=far))
     assert again.last_sequence("paper") == broker.last_sequence("paper")
     assert again.last_sequence("other") == 1
     assert again.working_symbols() == {"005930"}

@@ -95,6 +95,49 @@ async def test_a_token_protects_the_process_and_is_never_logged(
     assert "s3cret-token" not in process.log.read_text()
 
 
+async def test_the_token_can_come_from_a_variable_or_a_file_and_stays_out_of_ps(
+    bridge_processes: Callable[..., BridgeProcess],
+    connect: Callable[..., Client],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRIDGE_TEST_TOKEN", "from-the-env")
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-file\n")
+    for args, token in (
+        (("--token-env", "BRIDGE_TEST_TOKEN"), "from-the-env"),
+        (("--token-file", str(token_file)), "from-a-file"),
+    ):
+        process = bridge_processes(*args, "--no-budget")
+        command_line = Path(f"/proc/{process.process.pid}/cmdline").read_bytes()
+        assert token.encode() not in command_line
+        client = connect(process.address)
+        error = await rpc_error(client.market.GetQuote(QUOTE, timeout=CALL_TIMEOUT))
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+        bearer = (("authorization", f"Bearer {token}"),)
+        assert (await client.market.GetQuote(QUOTE, metadata=bearer, timeout=CALL_TIMEOUT)).quote.symbol
+
+
+def test_token_options_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMPTY_TOKEN", " ")
+    monkeypatch.delenv("NO_SUCH_TOKEN", raising=False)
+    (tmp_path / "empty").write_text("\n")
+    (tmp_path / "token").write_text(" t0k \n")
+    assert dict(config_from_args(["--token-file", str(tmp_path / "token")]).tokens) == {"t0k": "paper"}
+    monkeypatch.setenv("GOOD_TOKEN", "from-env")
+    assert dict(config_from_args(["--token-env", "GOOD_TOKEN"]).tokens) == {"from-env": "paper"}
+    for bad in (
+        ["--token-env", "NO_SUCH_TOKEN"],
+        ["--token-env", "EMPTY_TOKEN"],
+        ["--token-file", str(tmp_path / "empty")],
+        ["--token-file", str(tmp_path / "missing")],
+        ["--token", "a", "--token-env", "EMPTY_TOKEN"],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            config_from_args(bad)
+        assert exit_info.value.code == 2
+
+
 def test_command_line_options_become_the_config(tmp_path: Path) -> None:
     config = config_from_args(
         ["--port", "5005", "--token", "t", "--state", str(tmp_path / "s.db"), "--seed", "9"]

@@ -3,6 +3,21 @@
 isort:skip_file
 Version 1 of the broker bridge contract: the messages a gateway and a bridge exchange.
 Within v1 only backward-compatible changes are made (buf breaking enforces it in CI).
+
+Rules that no single message carries (docs/bridge-contract.md states them in full, and agrees):
+- Authentication: `authorization: Bearer <token>` request metadata. A bridge with tokens refuses
+  a missing or wrong token on every broker.bridge.v1 RPC with UNAUTHENTICATED, before anything
+  else is checked, and never echoes the token.
+- Health: the standard grpc.health.v1.Health service answers for "", "broker.bridge.v1.MarketDataService"
+  and "broker.bridge.v1.TradingService"; NOT_SERVING while the bridge shuts down. Health.Check
+  with a wrong token fails UNAUTHENTICATED; with no token a bridge may answer or refuse it.
+- Keepalive: a bridge runs gRPC's stock server keepalive enforcement; clients detect half-open
+  connections with ordinary calls (health checks) and ping at most once per 5 minutes.
+- Budgets: a call over the account's budget fails RESOURCE_EXHAUSTED with a `retry-after-ms`
+  trailer: an ASCII non-negative decimal number of milliseconds ("250", "12.5").
+- Bad input (malformed bytes, invalid UTF-8, out-of-range numbers, unknown enum values, ids and
+  symbols of the wrong shape) is INVALID_ARGUMENT, never UNKNOWN or INTERNAL; error details quote
+  at most a bounded prefix of any string the client sent.
 """
 
 from collections import abc as _abc

@@ -165,7 +165,12 @@ Global___Quote: _TypeAlias = Quote  # noqa: Y015
 class GetCandlesRequest(_message.Message):
     """Request of GetCandles. The range is [start_time, end_time) on candle open times; only
     completed candles are returned. With a page_token, every other field must be the same as in the
-    request that produced the token (page_size may change).
+    request that produced the token (page_size may change); otherwise INVALID_ARGUMENT, as for a
+    token the bridge did not issue. The range is resolved once, at the first page: "now" (the end
+    when end_time is absent) is the time the first page was served, and the page token carries it,
+    so later pages neither move with the clock nor overlap or leave gaps.
+    INVALID_ARGUMENT also for: an unspecified or unknown interval, end_time before start_time,
+    a timestamp outside 0001-01-01 to 9999-12-31 or with nanos outside [0, 1e9), a limit out of range.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -187,8 +192,9 @@ class GetCandlesRequest(_message.Message):
     returned; without it, the last `limit`.
     """
     page_size: _builtins.int
-    """Maximum candles in this page; 0 means the server maximum (50,000). Larger values are
-    lowered to the server maximum.
+    """Maximum candles in this page; 0 means the server maximum (50,000 on the reference bridge).
+    Larger values are lowered to the server maximum, not refused. A page may hold fewer
+    candles than page_size; only an empty next_page_token ends the result.
     """
     page_token: _builtins.str
     """Token from a previous response's next_page_token; empty for the first page."""
@@ -200,7 +206,9 @@ class GetCandlesRequest(_message.Message):
 
     @_builtins.property
     def end_time(self) -> _timestamp_pb2.Timestamp:
-        """Latest open time, exclusive. When absent: now (only completed candles are returned)."""
+        """Latest open time, exclusive. When absent: now, fixed at the first page (only completed candles
+        are returned: a candle's open time plus its length is at or before that now).
+        """
 
     def __init__(
         self,
@@ -247,7 +255,10 @@ class GetCandlesResponse(_message.Message):
     interval: Global___Interval.ValueType
     """Candle length."""
     price_exponent: _builtins.int
-    """Exponent shared by the open, high, low and close columns: price = mantissa * 10^price_exponent."""
+    """Exponent shared by the open, high, low and close columns: price = mantissa * 10^price_exponent.
+    It may differ from one page to the next (a bridge may choose it per page); decode each page
+    with its own.
+    """
     volume_exponent: _builtins.int
     """Exponent of the volume column: volume = mantissa * 10^volume_exponent."""
     next_page_token: _builtins.str
@@ -449,7 +460,10 @@ class StreamQuotesRequest(_message.Message):
     SYMBOLS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def symbols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Instrument codes to follow; at least one, each known (NOT_FOUND otherwise)."""
+        """Instrument codes to follow; at least one (INVALID_ARGUMENT otherwise), each known (NOT_FOUND
+        otherwise). A bridge may cap how many one stream follows (100 on the reference bridge) and
+        refuses more with INVALID_ARGUMENT.
+        """
 
     def __init__(
         self,

@@ -29,6 +29,8 @@ class MarketDataServiceStub:
     """Market data: instruments, historical candles, the latest quote and a live quote feed.
     Every call needs `authorization: Bearer <token>` metadata when the bridge has tokens configured,
     and counts against the account's call budget (RESOURCE_EXHAUSTED with a `retry-after-ms` trailer).
+    A symbol in a request is 1 to 32 of A-Z a-z 0-9 . _ / : ^ = -, starting with a letter or digit;
+    any other is INVALID_ARGUMENT, a well-formed symbol the bridge does not know is NOT_FOUND.
     """
 
     def __init__(self, channel):
@@ -68,17 +70,20 @@ class MarketDataServiceServicer:
     """Market data: instruments, historical candles, the latest quote and a live quote feed.
     Every call needs `authorization: Bearer <token>` metadata when the bridge has tokens configured,
     and counts against the account's call budget (RESOURCE_EXHAUSTED with a `retry-after-ms` trailer).
+    A symbol in a request is 1 to 32 of A-Z a-z 0-9 . _ / : ^ = -, starting with a letter or digit;
+    any other is INVALID_ARGUMENT, a well-formed symbol the bridge does not know is NOT_FOUND.
     """
 
     def GetCandles(self, request, context):
         """One page of candles, ascending by open time. Follow next_page_token until it is empty.
+        INVALID_ARGUMENT for a malformed request (see GetCandlesRequest), NOT_FOUND for an unknown symbol.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetQuote(self, request, context):
-        """The latest quote of one instrument.
+        """The latest quote of one instrument; NOT_FOUND for an unknown symbol.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,7 +105,9 @@ class MarketDataServiceServicer:
 
     def StreamQuotes(self, request, context):
         """Quotes of the requested symbols as they tick, batched: each message carries every quote
-        produced since the previous message, oldest first. The stream runs until the client cancels it.
+        produced since the previous message, oldest first. The stream runs until the client cancels it
+        (it ends by itself only when the bridge shuts down, with UNAVAILABLE). A quiet market sends
+        nothing: there are no heartbeat messages.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -146,6 +153,8 @@ class MarketDataService:
     """Market data: instruments, historical candles, the latest quote and a live quote feed.
     Every call needs `authorization: Bearer <token>` metadata when the bridge has tokens configured,
     and counts against the account's call budget (RESOURCE_EXHAUSTED with a `retry-after-ms` trailer).
+    A symbol in a request is 1 to 32 of A-Z a-z 0-9 . _ / : ^ = -, starting with a letter or digit;
+    any other is INVALID_ARGUMENT, a well-formed symbol the bridge does not know is NOT_FOUND.
     """
 
     @staticmethod

@@ -30,6 +30,8 @@ class MarketDataServiceStub:
     """Market data: instruments, historical candles, the latest quote and a live quote feed.
     Every call needs `authorization: Bearer <token>` metadata when the bridge has tokens configured,
     and counts against the account's call budget (RESOURCE_EXHAUSTED with a `retry-after-ms` trailer).
+    A symbol in a request is 1 to 32 of A-Z a-z 0-9 . _ / : ^ = -, starting with a letter or digit;
+    any other is INVALID_ARGUMENT, a well-formed symbol the bridge does not know is NOT_FOUND.
     """
 
     @_typing.overload
@@ -37,16 +39,20 @@ class MarketDataServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> MarketDataServiceAsyncStub: ...
     GetCandles: _grpc.UnaryUnaryMultiCallable[_market_data_pb2.GetCandlesRequest, _market_data_pb2.GetCandlesResponse]
-    """One page of candles, ascending by open time. Follow next_page_token until it is empty."""
+    """One page of candles, ascending by open time. Follow next_page_token until it is empty.
+    INVALID_ARGUMENT for a malformed request (see GetCandlesRequest), NOT_FOUND for an unknown symbol.
+    """
     GetQuote: _grpc.UnaryUnaryMultiCallable[_market_data_pb2.GetQuoteRequest, _market_data_pb2.GetQuoteResponse]
-    """The latest quote of one instrument."""
+    """The latest quote of one instrument; NOT_FOUND for an unknown symbol."""
     GetInstrument: _grpc.UnaryUnaryMultiCallable[_market_data_pb2.GetInstrumentRequest, _market_data_pb2.GetInstrumentResponse]
     """One instrument and its trading rules; NOT_FOUND for an unknown symbol."""
     ListInstruments: _grpc.UnaryUnaryMultiCallable[_market_data_pb2.ListInstrumentsRequest, _market_data_pb2.ListInstrumentsResponse]
     """Every instrument the bridge trades, optionally of one exchange."""
     StreamQuotes: _grpc.UnaryStreamMultiCallable[_market_data_pb2.StreamQuotesRequest, _market_data_pb2.StreamQuotesResponse]
     """Quotes of the requested symbols as they tick, batched: each message carries every quote
-    produced since the previous message, oldest first. The stream runs until the client cancels it.
+    produced since the previous message, oldest first. The stream runs until the client cancels it
+    (it ends by itself only when the bridge shuts down, with UNAVAILABLE). A quiet market sends
+    nothing: there are no heartbeat messages.
     """
 
 @_typing.type_check_only
@@ -54,26 +60,34 @@ class MarketDataServiceAsyncStub(MarketDataServiceStub):
     """Market data: instruments, historical candles, the latest quote and a live quote feed.
     Every call needs `authorization: Bearer <token>` metadata when the bridge has tokens configured,
     and counts against the account's call budget (RESOURCE_EXHAUSTED with a `retry-after-ms` trailer).
+    A symbol in a request is 1 to 32 of A-Z a-z 0-9 . _ / : ^ = -, starting with a letter or digit;
+    any other is INVALID_ARGUMENT, a well-formed symbol the bridge does not know is NOT_FOUND.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetCandles: _aio.UnaryUnaryMultiCallable[_market_data_pb2.GetCandlesRequest, _market_data_pb2.GetCandlesResponse]  # type: ignore[assignment]
-    """One page of candles, ascending by open time. Follow next_page_token until it is empty."""
+    """One page of candles, ascending by open time. Follow next_page_token until it is empty.
+    INVALID_ARGUMENT for a malformed request (see GetCandlesRequest), NOT_FOUND for an unknown symbol.
+    """
     GetQuote: _aio.UnaryUnaryMultiCallable[_market_data_pb2.GetQuoteRequest, _market_data_pb2.GetQuoteResponse]  # type: ignore[assignment]
-    """The latest quote of one instrument."""
+    """The latest quote of one instrument; NOT_FOUND for an unknown symbol."""
     GetInstrument: _aio.UnaryUnaryMultiCallable[_market_data_pb2.GetInstrumentRequest, _market_data_pb2.GetInstrumentResponse]  # type: ignore[assignment]
     """One instrument and its trading rules; NOT_FOUND for an unknown symbol."""
     ListInstruments: _aio.UnaryUnaryMultiCallable[_market_data_pb2.ListInstrumentsRequest, _market_data_pb2.ListInstrumentsResponse]  # type: ignore[assignment]
     """Every instrument the bridge trades, optionally of one exchange."""
     StreamQuotes: _aio.UnaryStreamMultiCallable[_market_data_pb2.StreamQuotesRequest, _market_data_pb2.StreamQuotesResponse]  # type: ignore[assignment]
     """Quotes of the requested symbols as they tick, batched: each message carries every quote
-    produced since the previous message, oldest first. The stream runs until the client cancels it.
+    produced since the previous message, oldest first. The stream runs until the client cancels it
+    (it ends by itself only when the bridge shuts down, with UNAVAILABLE). A quiet market sends
+    nothing: there are no heartbeat messages.
     """
 
 class MarketDataServiceServicer(metaclass=_abc_1.ABCMeta):
     """Market data: instruments, historical candles, the latest quote and a live quote feed.
     Every call needs `authorization: Bearer <token>` metadata when the bridge has tokens configured,
     and counts against the account's call budget (RESOURCE_EXHAUSTED with a `retry-after-ms` trailer).
+    A symbol in a request is 1 to 32 of A-Z a-z 0-9 . _ / : ^ = -, starting with a letter or digit;
+    any other is INVALID_ARGUMENT, a well-formed symbol the bridge does not know is NOT_FOUND.
     """
 
     @_abc_1.abstractmethod
@@ -82,7 +96,9 @@ class MarketDataServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _market_data_pb2.GetCandlesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_market_data_pb2.GetCandlesResponse, _abc.Awaitable[_market_data_pb2.GetCandlesResponse]]:
-        """One page of candles, ascending by open time. Follow next_page_token until it is empty."""
+        """One page of candles, ascending by open time. Follow next_page_token until it is empty.
+        INVALID_ARGUMENT for a malformed request (see GetCandlesRequest), NOT_FOUND for an unknown symbol.
+        """
 
     @_abc_1.abstractmethod
     def GetQuote(
@@ -90,7 +106,7 @@ class MarketDataServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _market_data_pb2.GetQuoteRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_market_data_pb2.GetQuoteResponse, _abc.Awaitable[_market_data_pb2.GetQuoteResponse]]:
-        """The latest quote of one instrument."""
+        """The latest quote of one instrument; NOT_FOUND for an unknown symbol."""
 
     @_abc_1.abstractmethod
     def GetInstrument(
@@ -115,7 +131,9 @@ class MarketDataServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_market_data_pb2.StreamQuotesResponse], _abc.AsyncIterator[_market_data_pb2.StreamQuotesResponse]]:
         """Quotes of the requested symbols as they tick, batched: each message carries every quote
-        produced since the previous message, oldest first. The stream runs until the client cancels it.
+        produced since the previous message, oldest first. The stream runs until the client cancels it
+        (it ends by itself only when the bridge shuts down, with UNAVAILABLE). A quiet market sends
+        nothing: there are no heartbeat messages.
         """
 
 def add_MarketDataServiceServicer_to_server(servicer: MarketDataServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -206,7 +206,7 @@ class Order(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
-    """The broker's id of the order."""
+    """The broker's id of the order: 1 to 64 printable ASCII characters (! to ~), unique per bridge."""
     client_order_id: _builtins.str
     """The client's idempotency key, unique per account."""
     symbol: _builtins.str
@@ -284,7 +284,9 @@ class OrderUpdate(_message.Message):
     FILL_PRICE_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
-    """Position of this update in the account's update sequence, starting at 1."""
+    """Position of this update in the account's update sequence, starting at 1. A sequence is never
+    reused for another update, also across restarts of the bridge.
+    """
     event: Global___OrderEvent.ValueType
     """What happened."""
     @_builtins.property
@@ -419,7 +421,9 @@ class PlaceOrderRequest(_message.Message):
     LIMIT_PRICE_FIELD_NUMBER: _builtins.int
     TIME_IN_FORCE_FIELD_NUMBER: _builtins.int
     client_order_id: _builtins.str
-    """Idempotency key chosen by the client: 1 to 64 of A-Z a-z 0-9 . _ : -; required."""
+    """Idempotency key chosen by the client: 1 to 64 of A-Z a-z 0-9 . _ : -; required
+    (INVALID_ARGUMENT otherwise). Unique per account: see PlaceOrder.
+    """
     symbol: _builtins.str
     """The instrument code; required."""
     side: Global___Side.ValueType
@@ -464,10 +468,12 @@ class PlaceOrderResponse(_message.Message):
     ORDER_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
     duplicate: _builtins.bool
-    """True when client_order_id had been seen before and nothing new was created."""
+    """True when client_order_id had been seen before, with the same contents, and nothing new was
+    created.
+    """
     @_builtins.property
     def order(self) -> Global___Order:
-        """The order: the new one, or the existing one when duplicate is true."""
+        """The order: the new one, or the existing one (as it is now) when duplicate is true."""
 
     def __init__(
         self,
@@ -491,7 +497,9 @@ class CancelOrderRequest(_message.Message):
 
     ORDER_ID_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
-    """The broker's id of the order to cancel; required."""
+    """The broker's id of the order to cancel; required, of the shape of Order.order_id
+    (INVALID_ARGUMENT otherwise).
+    """
     def __init__(
         self,
         *,
@@ -539,7 +547,7 @@ class ModifyOrderRequest(_message.Message):
     QUANTITY_FIELD_NUMBER: _builtins.int
     LIMIT_PRICE_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
-    """The broker's id of the order to change; required."""
+    """The broker's id of the order to change; required, of the shape of Order.order_id."""
     @_builtins.property
     def quantity(self) -> _common_pb2.Decimal:
         """New total quantity, greater than the quantity already filled; absent to keep it."""
@@ -704,8 +712,10 @@ class StreamOrderUpdatesRequest(_message.Message):
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
     FROM_LATEST_FIELD_NUMBER: _builtins.int
     after_sequence: _builtins.int
-    """Replay the retained updates whose sequence is greater than this, then go live; 0 replays
-    every retained update. To resume loss-free, pass the last sequence received.
+    """Replay the retained updates whose sequence is greater than this, then go live. To resume
+    loss-free, pass the last sequence received. 0 is not special: it asks for every update from
+    sequence 1 on, which is OUT_OF_RANGE once update 1 is no longer retained (a bridge never
+    replays a part and silently skips the rest).
     """
     from_latest: _builtins.bool
     """Start after the account's latest update instead (no replay); after_sequence is ignored."""
@@ -732,7 +742,8 @@ class StreamOrderUpdatesResponse(_message.Message):
     UPDATES_FIELD_NUMBER: _builtins.int
     LATEST_SEQUENCE_FIELD_NUMBER: _builtins.int
     latest_sequence: _builtins.int
-    """The account's latest sequence when this message was sent; with from_latest, the first
+    """The account's latest sequence known when this message was made: at least the sequence of its
+    last update, and never smaller than in the previous message. With from_latest, the first
     message's value is where the subscription starts.
     """
     @_builtins.property
@@ -802,7 +813,9 @@ class GetBalanceRequest(_message.Message):
 
     CURRENCY_FIELD_NUMBER: _builtins.int
     currency: _builtins.str
-    """Only this ISO 4217 currency; empty for every currency the account holds."""
+    """Only this ISO 4217 currency (three letters A-Z; INVALID_ARGUMENT otherwise), NOT_FOUND if the
+    account holds none of it; empty for every currency the account holds.
+    """
     def __init__(
         self,
         *,

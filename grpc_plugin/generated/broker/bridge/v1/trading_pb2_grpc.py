@@ -27,7 +27,10 @@ if _version_not_supported:
 
 class TradingServiceStub:
     """Trading and account state of the authenticated account (the token's principal; "paper" on a
-    bridge without tokens). Every call counts against the account's call budget.
+    bridge without tokens). Every call counts against the account's call budget. Orders of other
+    accounts do not exist for a caller: asking for one is NOT_FOUND. A request is checked for
+    well-formedness first (INVALID_ARGUMENT), then against the account's state (NOT_FOUND,
+    FAILED_PRECONDITION).
     """
 
     def __init__(self, channel):
@@ -80,14 +83,25 @@ class TradingServiceStub:
 
 class TradingServiceServicer:
     """Trading and account state of the authenticated account (the token's principal; "paper" on a
-    bridge without tokens). Every call counts against the account's call budget.
+    bridge without tokens). Every call counts against the account's call budget. Orders of other
+    accounts do not exist for a caller: asking for one is NOT_FOUND. A request is checked for
+    well-formedness first (INVALID_ARGUMENT), then against the account's state (NOT_FOUND,
+    FAILED_PRECONDITION).
     """
 
     def PlaceOrder(self, request, context):
-        """Place an order once. The client_order_id is the idempotency key: a request whose id was seen
-        before returns the existing order with duplicate = true and creates nothing. A business
-        rejection (unknown symbol, bad quantity or price, insufficient cash or position) is a normal
-        response with status REJECTED and a reason; a malformed request is INVALID_ARGUMENT.
+        """Place an order once. The client_order_id is the idempotency key, per account:
+        - same id and same contents (symbol, side, order_type, quantity, limit_price, time_in_force,
+        compared by value; an unspecified time_in_force is DAY) returns the existing order with
+        duplicate = true and creates nothing, whatever happened to the order since (filled,
+        modified, cancelled, rejected);
+        - same id with other contents is refused with ALREADY_EXISTS; nothing is created or changed;
+        - requests with one id are serialised: one arriving while another with that id is in progress
+        waits for it and gets its result (the order it created, duplicate = true).
+        An id stays taken, also by a rejected order, for as long as the bridge can return its order
+        (across restarts of the bridge). A business rejection (unknown symbol, bad quantity or price,
+        insufficient cash or position) is a normal response with status REJECTED and a non-empty
+        reject_reason; a malformed request is INVALID_ARGUMENT and creates nothing (its id stays free).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,6 +116,8 @@ class TradingServiceServicer:
 
     def ModifyOrder(self, request, context):
         """Change the quantity or limit price of a working order in place (the order_id stays).
+        INVALID_ARGUMENT when neither is set or a value is malformed, NOT_FOUND for an unknown id,
+        FAILED_PRECONDITION if the order no longer works or the change is not possible now.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,12 +138,17 @@ class TradingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamOrderUpdates(self, request, context):
-        """Order updates in sequence: first the retained updates after after_sequence, then live ones.
-        The first message is sent at once, holding the replay or, with nothing to replay, no updates:
-        either way it tells the client its subscription is live and the latest sequence.
+        """Order updates in sequence: first the retained updates after after_sequence, then live ones,
+        without gaps or repeats.
+        The first message is sent at once, without waiting for a new update. It holds the first part
+        of the replay (the retained updates with a sequence greater than after_sequence, ascending)
+        or, with nothing to replay (always so with from_latest), no updates; its latest_sequence is
+        the account's latest sequence when the subscription was made. Either way it tells the client
+        that its subscription is live: every update with a greater sequence than the last one it has
+        received will be delivered. The rest of the replay follows, then live updates.
         OUT_OF_RANGE when after_sequence is ahead of the latest sequence or older than the oldest
-        retained update (the client must then resynchronise with ListOrders). ABORTED when the client
-        falls too far behind; resume from the last sequence received.
+        retained update (the client must then resynchronise with ListOrders and subscribe from_latest).
+        ABORTED when the client falls too far behind; resume from the last sequence received.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -200,7 +221,10 @@ def add_TradingServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class TradingService:
     """Trading and account state of the authenticated account (the token's principal; "paper" on a
-    bridge without tokens). Every call counts against the account's call budget.
+    bridge without tokens). Every call counts against the account's call budget. Orders of other
+    accounts do not exist for a caller: asking for one is NOT_FOUND. A request is checked for
+    well-formedness first (INVALID_ARGUMENT), then against the account's state (NOT_FOUND,
+    FAILED_PRECONDITION).
     """
 
     @staticmethod

@@ -28,7 +28,10 @@ GRPC_VERSION: str
 
 class TradingServiceStub:
     """Trading and account state of the authenticated account (the token's principal; "paper" on a
-    bridge without tokens). Every call counts against the account's call budget.
+    bridge without tokens). Every call counts against the account's call budget. Orders of other
+    accounts do not exist for a caller: asking for one is NOT_FOUND. A request is checked for
+    well-formedness first (INVALID_ARGUMENT), then against the account's state (NOT_FOUND,
+    FAILED_PRECONDITION).
     """
 
     @_typing.overload
@@ -36,26 +39,42 @@ class TradingServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> TradingServiceAsyncStub: ...
     PlaceOrder: _grpc.UnaryUnaryMultiCallable[_trading_pb2.PlaceOrderRequest, _trading_pb2.PlaceOrderResponse]
-    """Place an order once. The client_order_id is the idempotency key: a request whose id was seen
-    before returns the existing order with duplicate = true and creates nothing. A business
-    rejection (unknown symbol, bad quantity or price, insufficient cash or position) is a normal
-    response with status REJECTED and a reason; a malformed request is INVALID_ARGUMENT.
+    """Place an order once. The client_order_id is the idempotency key, per account:
+    - same id and same contents (symbol, side, order_type, quantity, limit_price, time_in_force,
+      compared by value; an unspecified time_in_force is DAY) returns the existing order with
+      duplicate = true and creates nothing, whatever happened to the order since (filled,
+      modified, cancelled, rejected);
+    - same id with other contents is refused with ALREADY_EXISTS; nothing is created or changed;
+    - requests with one id are serialised: one arriving while another with that id is in progress
+      waits for it and gets its result (the order it created, duplicate = true).
+    An id stays taken, also by a rejected order, for as long as the bridge can return its order
+    (across restarts of the bridge). A business rejection (unknown symbol, bad quantity or price,
+    insufficient cash or position) is a normal response with status REJECTED and a non-empty
+    reject_reason; a malformed request is INVALID_ARGUMENT and creates nothing (its id stays free).
     """
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_trading_pb2.CancelOrderRequest, _trading_pb2.CancelOrderResponse]
     """Cancel a working order. NOT_FOUND for an unknown id, FAILED_PRECONDITION if it no longer works."""
     ModifyOrder: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ModifyOrderRequest, _trading_pb2.ModifyOrderResponse]
-    """Change the quantity or limit price of a working order in place (the order_id stays)."""
+    """Change the quantity or limit price of a working order in place (the order_id stays).
+    INVALID_ARGUMENT when neither is set or a value is malformed, NOT_FOUND for an unknown id,
+    FAILED_PRECONDITION if the order no longer works or the change is not possible now.
+    """
     GetOrder: _grpc.UnaryUnaryMultiCallable[_trading_pb2.GetOrderRequest, _trading_pb2.GetOrderResponse]
     """One order, by order_id or by client_order_id; NOT_FOUND if the account has no such order."""
     ListOrders: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ListOrdersRequest, _trading_pb2.ListOrdersResponse]
     """The account's orders, oldest first, optionally filtered."""
     StreamOrderUpdates: _grpc.UnaryStreamMultiCallable[_trading_pb2.StreamOrderUpdatesRequest, _trading_pb2.StreamOrderUpdatesResponse]
-    """Order updates in sequence: first the retained updates after after_sequence, then live ones.
-    The first message is sent at once, holding the replay or, with nothing to replay, no updates:
-    either way it tells the client its subscription is live and the latest sequence.
+    """Order updates in sequence: first the retained updates after after_sequence, then live ones,
+    without gaps or repeats.
+    The first message is sent at once, without waiting for a new update. It holds the first part
+    of the replay (the retained updates with a sequence greater than after_sequence, ascending)
+    or, with nothing to replay (always so with from_latest), no updates; its latest_sequence is
+    the account's latest sequence when the subscription was made. Either way it tells the client
+    that its subscription is live: every update with a greater sequence than the last one it has
+    received will be delivered. The rest of the replay follows, then live updates.
     OUT_OF_RANGE when after_sequence is ahead of the latest sequence or older than the oldest
-    retained update (the client must then resynchronise with ListOrders). ABORTED when the client
-    falls too far behind; resume from the last sequence received.
+    retained update (the client must then resynchronise with ListOrders and subscribe from_latest).
+    ABORTED when the client falls too far behind; resume from the last sequence received.
     """
     GetPositions: _grpc.UnaryUnaryMultiCallable[_trading_pb2.GetPositionsRequest, _trading_pb2.GetPositionsResponse]
     """The account's non-zero holdings."""
@@ -65,31 +84,50 @@ class TradingServiceStub:
 @_typing.type_check_only
 class TradingServiceAsyncStub(TradingServiceStub):
     """Trading and account state of the authenticated account (the token's principal; "paper" on a
-    bridge without tokens). Every call counts against the account's call budget.
+    bridge without tokens). Every call counts against the account's call budget. Orders of other
+    accounts do not exist for a caller: asking for one is NOT_FOUND. A request is checked for
+    well-formedness first (INVALID_ARGUMENT), then against the account's state (NOT_FOUND,
+    FAILED_PRECONDITION).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     PlaceOrder: _aio.UnaryUnaryMultiCallable[_trading_pb2.PlaceOrderRequest, _trading_pb2.PlaceOrderResponse]  # type: ignore[assignment]
-    """Place an order once. The client_order_id is the idempotency key: a request whose id was seen
-    before returns the existing order with duplicate = true and creates nothing. A business
-    rejection (unknown symbol, bad quantity or price, insufficient cash or position) is a normal
-    response with status REJECTED and a reason; a malformed request is INVALID_ARGUMENT.
+    """Place an order once. The client_order_id is the idempotency key, per account:
+    - same id and same contents (symbol, side, order_type, quantity, limit_price, time_in_force,
+      compared by value; an unspecified time_in_force is DAY) returns the existing order with
+      duplicate = true and creates nothing, whatever happened to the order since (filled,
+      modified, cancelled, rejected);
+    - same id with other contents is refused with ALREADY_EXISTS; nothing is created or changed;
+    - requests with one id are serialised: one arriving while another with that id is in progress
+      waits for it and gets its result (the order it created, duplicate = true).
+    An id stays taken, also by a rejected order, for as long as the bridge can return its order
+    (across restarts of the bridge). A business rejection (unknown symbol, bad quantity or price,
+    insufficient cash or position) is a normal response with status REJECTED and a non-empty
+    reject_reason; a malformed request is INVALID_ARGUMENT and creates nothing (its id stays free).
     """
     CancelOrder: _aio.UnaryUnaryMultiCallable[_trading_pb2.CancelOrderRequest, _trading_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """Cancel a working order. NOT_FOUND for an unknown id, FAILED_PRECONDITION if it no longer works."""
     ModifyOrder: _aio.UnaryUnaryMultiCallable[_trading_pb2.ModifyOrderRequest, _trading_pb2.ModifyOrderResponse]  # type: ignore[assignment]
-    """Change the quantity or limit price of a working order in place (the order_id stays)."""
+    """Change the quantity or limit price of a working order in place (the order_id stays).
+    INVALID_ARGUMENT when neither is set or a value is malformed, NOT_FOUND for an unknown id,
+    FAILED_PRECONDITION if the order no longer works or the change is not possible now.
+    """
     GetOrder: _aio.UnaryUnaryMultiCallable[_trading_pb2.GetOrderRequest, _trading_pb2.GetOrderResponse]  # type: ignore[assignment]
     """One order, by order_id or by client_order_id; NOT_FOUND if the account has no such order."""
     ListOrders: _aio.UnaryUnaryMultiCallable[_trading_pb2.ListOrdersRequest, _trading_pb2.ListOrdersResponse]  # type: ignore[assignment]
     """The account's orders, oldest first, optionally filtered."""
     StreamOrderUpdates: _aio.UnaryStreamMultiCallable[_trading_pb2.StreamOrderUpdatesRequest, _trading_pb2.StreamOrderUpdatesResponse]  # type: ignore[assignment]
-    """Order updates in sequence: first the retained updates after after_sequence, then live ones.
-    The first message is sent at once, holding the replay or, with nothing to replay, no updates:
-    either way it tells the client its subscription is live and the latest sequence.
+    """Order updates in sequence: first the retained updates after after_sequence, then live ones,
+    without gaps or repeats.
+    The first message is sent at once, without waiting for a new update. It holds the first part
+    of the replay (the retained updates with a sequence greater than after_sequence, ascending)
+    or, with nothing to replay (always so with from_latest), no updates; its latest_sequence is
+    the account's latest sequence when the subscription was made. Either way it tells the client
+    that its subscription is live: every update with a greater sequence than the last one it has
+    received will be delivered. The rest of the replay follows, then live updates.
     OUT_OF_RANGE when after_sequence is ahead of the latest sequence or older than the oldest
-    retained update (the client must then resynchronise with ListOrders). ABORTED when the client
-    falls too far behind; resume from the last sequence received.
+    retained update (the client must then resynchronise with ListOrders and subscribe from_latest).
+    ABORTED when the client falls too far behind; resume from the last sequence received.
     """
     GetPositions: _aio.UnaryUnaryMultiCallable[_trading_pb2.GetPositionsRequest, _trading_pb2.GetPositionsResponse]  # type: ignore[assignment]
     """The account's non-zero holdings."""
@@ -98,7 +136,10 @@ class TradingServiceAsyncStub(TradingServiceStub):
 
 class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Trading and account state of the authenticated account (the token's principal; "paper" on a
-    bridge without tokens). Every call counts against the account's call budget.
+    bridge without tokens). Every call counts against the account's call budget. Orders of other
+    accounts do not exist for a caller: asking for one is NOT_FOUND. A request is checked for
+    well-formedness first (INVALID_ARGUMENT), then against the account's state (NOT_FOUND,
+    FAILED_PRECONDITION).
     """
 
     @_abc_1.abstractmethod
@@ -107,10 +148,18 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _trading_pb2.PlaceOrderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.PlaceOrderResponse, _abc.Awaitable[_trading_pb2.PlaceOrderResponse]]:
-        """Place an order once. The client_order_id is the idempotency key: a request whose id was seen
-        before returns the existing order with duplicate = true and creates nothing. A business
-        rejection (unknown symbol, bad quantity or price, insufficient cash or position) is a normal
-        response with status REJECTED and a reason; a malformed request is INVALID_ARGUMENT.
+        """Place an order once. The client_order_id is the idempotency key, per account:
+        - same id and same contents (symbol, side, order_type, quantity, limit_price, time_in_force,
+          compared by value; an unspecified time_in_force is DAY) returns the existing order with
+          duplicate = true and creates nothing, whatever happened to the order since (filled,
+          modified, cancelled, rejected);
+        - same id with other contents is refused with ALREADY_EXISTS; nothing is created or changed;
+        - requests with one id are serialised: one arriving while another with that id is in progress
+          waits for it and gets its result (the order it created, duplicate = true).
+        An id stays taken, also by a rejected order, for as long as the bridge can return its order
+        (across restarts of the bridge). A business rejection (unknown symbol, bad quantity or price,
+        insufficient cash or position) is a normal response with status REJECTED and a non-empty
+        reject_reason; a malformed request is INVALID_ARGUMENT and creates nothing (its id stays free).
         """
 
     @_abc_1.abstractmethod
@@ -127,7 +176,10 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _trading_pb2.ModifyOrderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.ModifyOrderResponse, _abc.Awaitable[_trading_pb2.ModifyOrderResponse]]:
-        """Change the quantity or limit price of a working order in place (the order_id stays)."""
+        """Change the quantity or limit price of a working order in place (the order_id stays).
+        INVALID_ARGUMENT when neither is set or a value is malformed, NOT_FOUND for an unknown id,
+        FAILED_PRECONDITION if the order no longer works or the change is not possible now.
+        """
 
     @_abc_1.abstractmethod
     def GetOrder(
@@ -151,12 +203,17 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _trading_pb2.StreamOrderUpdatesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_trading_pb2.StreamOrderUpdatesResponse], _abc.AsyncIterator[_trading_pb2.StreamOrderUpdatesResponse]]:
-        """Order updates in sequence: first the retained updates after after_sequence, then live ones.
-        The first message is sent at once, holding the replay or, with nothing to replay, no updates:
-        either way it tells the client its subscription is live and the latest sequence.
+        """Order updates in sequence: first the retained updates after after_sequence, then live ones,
+        without gaps or repeats.
+        The first message is sent at once, without waiting for a new update. It holds the first part
+        of the replay (the retained updates with a sequence greater than after_sequence, ascending)
+        or, with nothing to replay (always so with from_latest), no updates; its latest_sequence is
+        the account's latest sequence when the subscription was made. Either way it tells the client
+        that its subscription is live: every update with a greater sequence than the last one it has
+        received will be delivered. The rest of the replay follows, then live updates.
         OUT_OF_RANGE when after_sequence is ahead of the latest sequence or older than the oldest
-        retained update (the client must then resynchronise with ListOrders). ABORTED when the client
-        falls too far behind; resume from the last sequence received.
+        retained update (the client must then resynchronise with ListOrders and subscribe from_latest).
+        ABORTED when the client falls too far behind; resume from the last sequence received.
         """
 
     @_abc_1.abstractmethod
