@@ -65,6 +65,18 @@ def test_the_suite_runs_by_gateway_name_with_no_test_code(pytester: pytest.Pytes
     result.assert_outcomes(passed=3)
 
 
+def test_by_name_outside_any_project_the_suite_runs_without_warnings(pytester: pytest.Pytester) -> None:
+    # No pytest configuration at all here: pytest-asyncio would warn that its loop scope is unset.
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--pyargs", "conformance_tests", "--broker-gateway", "grpc", "-k", "if1"
+    )
+
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str() + result.stderr.str()
+    assert "DeprecationWarning" not in output
+    assert "is unset" not in output
+
+
 def test_collected_without_the_option_the_suite_skips_saying_how_to_run_it(pytester: pytest.Pytester) -> None:
     prepare(pytester)
 
