@@ -14,7 +14,17 @@ import sys
 
 from benchmarks._common import REPO
 
-BENCHMARKS = ["quote", "candles", "stream", "idle", "reconnect", "cli_start", "loop_stall", "ratelimit"]
+BENCHMARKS = [
+    "quote",
+    "candles",
+    "stream",
+    "idle",
+    "reconnect",
+    "cli_start",
+    "loop_stall",
+    "ratelimit",
+    "conformance",
+]
 
 
 def main(names: list[str]) -> int:
