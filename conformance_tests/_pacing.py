@@ -28,7 +28,16 @@ from conformance_tests._harness import BackendConnection, ConformanceHarness
 from conformance_tests._outage import RECOVERY, broken, recovered, run_into_outage
 from conformance_tests._support import CALL_BOUND, StateLog, bounded, open_gateway, violated
 
-__all__ = ["GAP_SLACK", "MAX_ATTEMPTS_PER_SECOND", "MAX_GAP", "OUTAGE", "PacingClauses"]
+__all__ = [
+    "GAP_SLACK",
+    "MAX_ATTEMPTS_PER_SECOND",
+    "MAX_GAP",
+    "OUTAGE",
+    "PacingClauses",
+    "busiest_second",
+    "lockstep_share",
+    "pacing_problems",
+]
 
 OUTAGE = 2.0
 """Seconds RC-7's outage lasts."""
@@ -52,7 +61,18 @@ def _attempts(records: Sequence[BackendConnection], start: float, end: float) ->
     return sorted(record.opened for record in records if start <= record.opened <= end)
 
 
-def _busiest_second(times: Sequence[float]) -> int:
+def lockstep_share(times: Sequence[float]) -> float:
+    """The share of attempts (sorted times) that came within `_TOGETHER` of another one."""
+    close = [later - earlier <= _TOGETHER for earlier, later in itertools.pairwise(times)]
+    together = sum(
+        1
+        for index in range(len(times))
+        if (index > 0 and close[index - 1]) or (index < len(close) and close[index])
+    )
+    return together / len(times) if times else 0.0
+
+
+def busiest_second(times: Sequence[float]) -> int:
     most, first = 0, 0
     for last, moment in enumerate(times):
         while times[first] < moment - 1.0:
@@ -61,7 +81,7 @@ def _busiest_second(times: Sequence[float]) -> int:
     return most
 
 
-def _pacing_problems(times: list[float], cut: float, restored: float, back: float | None) -> list[str]:
+def pacing_problems(times: list[float], cut: float, restored: float, back: float | None) -> list[str]:
     """What is wrong with one gateway's attempts during an outage from `cut` to `restored`."""
     shown = ", ".join(f"{moment - cut:.3f}" for moment in times[:12]) + (" ..." if len(times) > 12 else "")
     seen = f"attempts at +{shown} s into the outage"
@@ -126,7 +146,7 @@ class PacingClauses(SuiteBase):
             violated("RC-7", f"the gateway gave up during a {OUTAGE:g} s outage: {log.describe()}")
         records = list(connections())
         times = _attempts(records, cut, restored)
-        busiest = _busiest_second(times)
+        busiest = busiest_second(times)
         if busiest > MAX_ATTEMPTS_PER_SECOND:
             # Not a matter of timing: a busy machine makes attempts later, never more of them.
             violated(
@@ -137,7 +157,7 @@ class PacingClauses(SuiteBase):
             )
         after = _attempts(records, restored, restored + RECOVERY)
         back = after[0] if after else None
-        problems = _pacing_problems(times, cut, restored, back)
+        problems = pacing_problems(times, cut, restored, back)
         if back is None or back - restored > MAX_GAP + GAP_SLACK:
             waited = "no attempt came" if back is None else f"the first attempt came {back - restored:.3f} s"
             problems.append(
@@ -187,10 +207,4 @@ class PacingClauses(SuiteBase):
                 f"two gateways made {len(times)} reconnect attempts between +{_SETTLING:g} s and "
                 f"+{_JITTER_OUTAGE:g} s of an outage; too few to tell jitter (see RC-7)",
             )
-        close = [later - earlier <= _TOGETHER for earlier, later in itertools.pairwise(times)]
-        together = sum(
-            1
-            for index in range(len(times))
-            if (index > 0 and close[index - 1]) or (index < len(close) and close[index])
-        )
-        return together / len(times), times
+        return lockstep_share(times), times

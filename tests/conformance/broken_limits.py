@@ -76,7 +76,7 @@ class ForgetfulLimiterGateway(MemoryBrokerGateway):
 
     async def _restore_session(self) -> Any:
         session = await super()._restore_session()
-        self._GatewayLifecycle__limiter = RateLimiter(self._spec)  # type: ignore[attr-defined]
+        self._GatewayLifecycle__limiter = RateLimiter(self._spec)
         return session
 
 

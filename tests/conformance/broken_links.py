@@ -181,8 +181,7 @@ class RacingConnectGateway(MemoryBrokerGateway):
         self._set_state(ConnectionState.CONNECTING)
         self._session = await self._open_session()
         self._sessions.append(self._session)
-        if self.state is not ConnectionState.CONNECTED:
-            self._spawn(self._supervise(), "supervisor")
+        self._spawn(self._supervise(), "supervisor")
         self._set_state(ConnectionState.CONNECTED)
 
 

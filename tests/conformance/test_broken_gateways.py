@@ -31,3 +31,11 @@ def test_the_suite_fails_a_broken_gateway_on_its_clauses(
     for clause in expected:
         # The failure names its own clause, and only that one.
         assert named_clauses(results[clause].text) == {clause}, results[clause].text
+
+
+@pytest.mark.slow
+def test_a_leak_report_names_the_tasks_the_gateway_started(suite_runs: dict[str, StartedRun]) -> None:
+    results = suite_runs[group_of("UnownedTaskGateway")].results(_RUN_BOUND)["TestUnownedTaskGateway"]
+
+    text = results["LC-4"].text
+    assert "the gateway started these and left them running: memory poller (_keep_alive)" in text, text
