@@ -27,5 +27,6 @@ rm -rf "$example/build" "$example/src/"*.egg-info  # what setuptools leaves in t
 cd "$example"
 echo "conformance: the example's own test module"
 "$python" -m pytest -q -p no:cacheprovider tests/test_conformance.py
-echo "conformance: by gateway name (pytest --pyargs conformance_tests --broker-gateway memory)"
-"$python" -m pytest -q -p no:cacheprovider --pyargs conformance_tests --broker-gateway memory
+# The whole suite ran above; by name, a few clauses show that the installed plugin's hook is found.
+echo "conformance: by gateway name (pytest --pyargs conformance_tests --broker-gateway memory -k ...)"
+"$python" -m pytest -q -p no:cacheprovider --pyargs conformance_tests --broker-gateway memory -k "if1 or lc1_ or rc2"

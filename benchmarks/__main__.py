@@ -24,6 +24,7 @@ BENCHMARKS = [
     "loop_stall",
     "ratelimit",
     "shared_budget",
+    "conformance",
 ]
 
 

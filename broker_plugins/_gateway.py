@@ -59,12 +59,18 @@ class IBrokerGateway(Protocol):
 
     Lifecycle: `connect()` (or `async with`), calls, `disconnect()`. Both are idempotent. While
     connected the gateway reconnects by itself after failures; observe it with `add_state_listener`.
-    Every call takes a permit from the gateway's rate limiter before it reaches the broker.
+
+    Rate limits: every request that reaches the broker takes a permit from the gateway's rate
+    limiter first, in the category its method names (`market_data`, `trading` or `account`): every
+    page of a paged read, every retry, every opening and re-opening of a stream. The anatomy of a
+    call: check the arguments, wait (bounded) for the link, take the permit, send at once; a call
+    that cannot go out sent nothing and took no permit. Health probes (`health_check`, and a
+    gateway's own probes and keepalives) take no permit.
 
     Errors are `BrokerError` subclasses only. A call made while the broker is unreachable fails fast
-    with `BrokerUnavailableError`; it is never queued to be sent late. `place_order` is never retried
-    under a new `client_order_id`: when its outcome cannot be known it raises
-    `OrderOutcomeUnknownError` carrying the id.
+    with `BrokerUnavailableError`, which means the call did not take effect; it is never queued to be
+    sent late. `place_order` is never retried under a new `client_order_id`: when its outcome cannot
+    be known it raises `OrderOutcomeUnknownError` carrying the id, never `BrokerUnavailableError`.
     """
 
     @property
@@ -87,11 +93,21 @@ class IBrokerGateway(Protocol):
         ...
 
     async def connect(self) -> None:
-        """Connect; returns once calls can be made, raises `BrokerError` if the first attempt fails."""
+        """Connect; returns once calls can be made, raises `BrokerError` if the first attempt fails.
+
+        States: CONNECTING, then CONNECTED; after a failed attempt DISCONNECTED (the change carries
+        the error). On a connected gateway it does nothing; concurrent calls share one attempt.
+        """
         ...
 
     async def disconnect(self) -> None:
-        """Stop streams, cancel calls and background tasks, and release the connection."""
+        """Stop streams, fail calls waiting for a permit, cancel background tasks, release the connection.
+
+        Ends CLOSED; a `connect()` under way is abandoned (it raises `BrokerUnavailableError`). On a
+        gateway that was never connected, or whose `connect()` failed, it does nothing. A call made
+        later fails with `BrokerUnavailableError`; a stream iterated later ends, stopping or raising
+        `BrokerUnavailableError`.
+        """
         ...
 
     async def __aenter__(self: _G) -> _G: ...
@@ -104,7 +120,10 @@ class IBrokerGateway(Protocol):
     ) -> None: ...
 
     async def health_check(self) -> HealthStatus:
-        """Probe the broker once; never raises for an unhealthy broker, reports it instead."""
+        """Probe the broker once; never raises for an unhealthy broker, reports it instead.
+
+        Takes no permit and is not a broker-API request: it answers even with every budget spent.
+        """
         ...
 
     async def get_candles(
@@ -116,51 +135,61 @@ class IBrokerGateway(Protocol):
         end: datetime | None = None,
         limit: int | None = None,
     ) -> Sequence[Candle]:
-        """Candles ascending by `start`; paging is the gateway's job."""
+        """Candles ascending by `start` (category `market_data`, a permit per page: paging is the
+        gateway's job)."""
         ...
 
     async def get_quote(self, symbol: str) -> Quote:
-        """The latest quote of `symbol`."""
+        """The latest quote of `symbol` (category `market_data`)."""
         ...
 
     async def get_instrument(self, symbol: str) -> Instrument:
-        """The instrument `symbol` and its trading rules."""
+        """The instrument `symbol` and its trading rules (category `market_data`)."""
         ...
 
     def stream_quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:
-        """Quotes of `symbols` as they tick, until the caller stops iterating."""
+        """Quotes of `symbols` as they tick, until the caller stops iterating (category
+        `market_data`: a permit per opening, re-openings after an outage included)."""
         ...
 
     async def place_order(self, request: OrderRequest) -> Order:
-        """Place `request` exactly once; see the class docstring for failures."""
+        """Place `request` exactly once (category `trading`); see the class docstring for failures.
+
+        A rejection raises `OrderRejectedError` with the broker's reason.
+        """
         ...
 
     async def cancel_order(self, order_id: str) -> Order:
-        """Cancel a working order; returns the order as it stands after the request."""
+        """Cancel a working order; returns the order as it stands after the request (category
+        `trading`)."""
         ...
 
     async def modify_order(
         self, order_id: str, *, quantity: Number | None = None, price: Number | None = None
     ) -> Order:
-        """Change the quantity or limit price of a working order."""
+        """Change the quantity or limit price of a working order (category `trading`)."""
         ...
 
     async def get_order(self, order_id: str) -> Order:
-        """The order `order_id`; raises `NotFoundError` if there is none."""
+        """The order `order_id`; raises `NotFoundError` if there is none (category `trading`)."""
         ...
 
     async def get_orders(self, *, open_only: bool = False, symbol: str | None = None) -> Sequence[Order]:
-        """The account's orders, optionally only working ones or only for `symbol`."""
+        """The account's orders, optionally only working ones or only for `symbol` (category
+        `trading`)."""
         ...
 
     def stream_order_updates(self) -> AsyncIterator[OrderUpdate]:
-        """Changes to the account's orders as they happen, until the caller stops iterating."""
+        """Changes to the account's orders as they happen, until the caller stops iterating (category
+        `trading`: a permit per opening and re-opening). With `STREAM_RESUME` the updates of an
+        outage come after it, once each and in order; without it the stream ends with
+        `BrokerUnavailableError` when the link is lost, so the gap is never silent."""
         ...
 
     async def get_positions(self) -> Sequence[Position]:
-        """The account's holdings."""
+        """The account's holdings (category `account`)."""
         ...
 
     async def get_balance(self) -> Balance:
-        """The account's cash."""
+        """The account's cash (category `account`)."""
         ...

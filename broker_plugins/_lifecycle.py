@@ -112,17 +112,15 @@ class GatewayLifecycle(abc.ABC):
             self.__closing = False
             self._set_state(ConnectionState.CONNECTING)
             self.__connecting = task = asyncio.current_task()
+            abandoned = False
             try:
                 await self._open_link()
             except asyncio.CancelledError:
                 abandoned = self._was_aborted(task)
                 await self._release()
                 self._set_state(ConnectionState.CLOSED if abandoned else ConnectionState.DISCONNECTED)
-                if abandoned:
-                    raise BrokerUnavailableError(
-                        f"{self._name}: disconnect() was called while connect() was under way"
-                    ) from None
-                raise
+                if not abandoned:
+                    raise
             except BrokerError as error:
                 await self._release()
                 self._set_state(ConnectionState.DISCONNECTED, error)
@@ -134,6 +132,13 @@ class GatewayLifecycle(abc.ABC):
                 raise bug from exc
             finally:
                 self.__connecting = None
+            if abandoned:
+                # Raised here, not in the except clause: as its context, the cancellation would keep
+                # the frames of the abandoned attempt alive, and with them what they hold (a
+                # transport's half-opened connection), for as long as the caller keeps the error.
+                raise BrokerUnavailableError(
+                    f"{self._name}: disconnect() was called while connect() was under way"
+                )
             self._set_state(ConnectionState.CONNECTED)
 
     async def disconnect(self) -> None:

@@ -9,19 +9,32 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from conformance_tests._harness import HARNESS_VERSION, BackendRequest, BreakMode, ConformanceHarness
+from conformance_tests._harness import (
+    HARNESS_V2_MEMBERS,
+    HARNESS_VERSION,
+    BackendConnection,
+    BackendRequest,
+    BreakMode,
+    ConformanceHarness,
+    Failure,
+    ServedValue,
+)
 from conformance_tests._proxy import FaultProxy
 
 if TYPE_CHECKING:
     from conformance_tests._suite import BrokerConformanceSuite
 
 __all__ = [
+    "HARNESS_V2_MEMBERS",
     "HARNESS_VERSION",
+    "BackendConnection",
     "BackendRequest",
     "BreakMode",
     "BrokerConformanceSuite",
     "ConformanceHarness",
+    "Failure",
     "FaultProxy",
+    "ServedValue",
 ]
 
 

@@ -6,13 +6,22 @@ import asyncio
 import functools
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from broker_plugins import CATEGORIES, BrokerError, Capability, Interval, Order, OrderRequest, RateLimit
 from conformance_tests._base import GENEROUS
 from conformance_tests._harness import ConformanceHarness
-from conformance_tests._limits_common import Call, bound_for, check_windows
-from conformance_tests._support import CALL_BOUND, bounded, expect, first_item, open_gateway, resting_order
+from conformance_tests._limits_common import Call, bound_for, window_problems
+from conformance_tests._support import (
+    CALL_BOUND,
+    bounded,
+    close_stream,
+    eventually,
+    expect,
+    first_item,
+    open_gateway,
+    resting_order,
+)
 
 __all__ = ["CATEGORY_OF", "every_method_limited"]
 
@@ -56,8 +65,9 @@ async def _prepare(
         return list(placed), order
 
 
-async def every_method_limited(harness: ConformanceHarness, clause_id: str, limit: RateLimit) -> None:
-    """Call each method `_EACH` times at once under `limit` per category, then count at the backend."""
+async def every_method_limited(harness: ConformanceHarness, clause_id: str, limit: RateLimit) -> list[str]:
+    """Call each method `_EACH` times at once under `limit` per category, then count at the backend:
+    a method missing there fails at once, windows over the limit are returned."""
     __tracebackhide__ = True
     orders, new_order = await _prepare(harness, clause_id)
     to_cancel, to_modify = orders[:_EACH], orders[_EACH:]
@@ -77,6 +87,16 @@ async def every_method_limited(harness: ConformanceHarness, clause_id: str, limi
         }
         if Capability.QUOTE_STREAM in gateway.capabilities:
             calls["stream_quotes"] = [lambda: first_item(gateway.stream_quotes([symbol]))] * _EACH
+        if Capability.ORDER_UPDATE_STREAM in gateway.capabilities:
+
+            def all_opened() -> bool:
+                openings = [r for r in harness.backend_requests() if r.method == "stream_order_updates"]
+                return len(openings) >= _EACH
+
+            # Each stream is closed once every opening reached the backend, whether updates came or not.
+            calls["stream_order_updates"] = [
+                lambda: _open_until(gateway.stream_order_updates(), all_opened, bound_for(7 * _EACH, limit))
+            ] * _EACH
         if Capability.MODIFY_ORDER in gateway.capabilities:
             calls["modify_order"] = [
                 functools.partial(gateway.modify_order, order.order_id, quantity=order.quantity * 2)
@@ -85,7 +105,7 @@ async def every_method_limited(harness: ConformanceHarness, clause_id: str, limi
         harness.reset_backend_records()
         everything = [call() for batch in calls.values() for call in batch]
         gathered = asyncio.gather(*everything, return_exceptions=True)
-        results = await bounded(clause_id, gathered, bound_for(6 * _EACH, limit), "calls of every method")
+        results = await bounded(clause_id, gathered, bound_for(7 * _EACH, limit), "calls of every method")
     strangers = [
         result for result in results if isinstance(result, Exception) and not isinstance(result, BrokerError)
     ]
@@ -109,5 +129,21 @@ async def every_method_limited(harness: ConformanceHarness, clause_id: str, limi
             f"the backend files {request.method} under {request.category!r}; "
             f"IBrokerGateway puts it in {expected!r}",
         )
+    problems = []
     for category in CATEGORIES:
-        check_windows(clause_id, [r for r in requests if r.category == category], [limit], f"{category} ")
+        in_category = [r for r in requests if r.category == category]
+        problems += window_problems(in_category, [limit], f"{category} ")
+    return problems
+
+
+async def _open_until(stream: AsyncIterator[object], opened: Callable[[], bool], bound: float) -> None:
+    """Read `stream` until `opened()` holds (or an item comes, or `bound` passes), then close it."""
+    reading = asyncio.ensure_future(stream.__anext__())
+    try:
+        await eventually(lambda: reading.done() or opened(), bound)
+        if reading.done():
+            reading.result()  # an error opening it is the caller's to see
+    finally:
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+        await close_stream(stream)

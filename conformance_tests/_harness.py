@@ -3,6 +3,13 @@
 The suite never trusts a gateway's own account of what it did. A harness runs the backend the gateway
 talks to and answers, through a backdoor, what that backend received: when each request arrived and
 which orders it created. Everything the suite asserts about rate limits and orders is read from there.
+
+Version 1 (`ConformanceHarness`) is what every harness has. Version 2 adds optional members
+(`HARNESS_V2_MEMBERS`): failure injection, a forced page size, connection records, what the backend
+served, a backend that does not de-duplicate orders, orders changed from the backend's side, and what
+the backend heard. A harness offers those its backend can do; a clause that needs one it lacks skips,
+naming the member. Actions (`start`, `break_connection`, `fail_next_requests`, ...) are coroutines;
+records (`backend_requests`, `backend_connections`, ...) are plain methods.
 """
 
 from __future__ import annotations
@@ -16,10 +23,31 @@ import attrs
 
 from broker_plugins import CATEGORIES, IBrokerGateway, RateLimitsSpec
 
-__all__ = ["HARNESS_VERSION", "BackendRequest", "BreakMode", "ConformanceHarness"]
+__all__ = [
+    "HARNESS_V2_MEMBERS",
+    "HARNESS_VERSION",
+    "BackendConnection",
+    "BackendRequest",
+    "BreakMode",
+    "ConformanceHarness",
+    "Failure",
+    "ServedValue",
+]
 
-HARNESS_VERSION = 1
-"""The version of the harness protocol this suite speaks; a harness declares it in `version`."""
+HARNESS_VERSION = 2
+"""The newest harness protocol version this suite speaks; it speaks every version from 1 up to it."""
+
+HARNESS_V2_MEMBERS = (
+    "fail_next_requests",
+    "injectable_failures",
+    "force_page_size",
+    "backend_connections",
+    "served_values",
+    "disable_deduplication",
+    "cancel_order_at_backend",
+    "backend_heard",
+)
+"""The optional members of harness protocol version 2, each described in the README's harness table."""
 
 
 class BreakMode(str, enum.Enum):
@@ -34,6 +62,23 @@ class BreakMode(str, enum.Enum):
         return str(self.value)
 
 
+class Failure(str, enum.Enum):
+    """How the backend fails a request on purpose (`fail_next_requests`, harness protocol 2).
+
+    The backend receives and records the request, then answers with the failure without acting on it.
+    """
+
+    UNAVAILABLE = "unavailable"
+    """A transient refusal: the backend is briefly unable to serve (a gRPC UNAVAILABLE, an HTTP 503)."""
+    RATE_LIMITED = "rate_limited"
+    """A refusal as over budget, without saying for how long (a RESOURCE_EXHAUSTED, an HTTP 429)."""
+    RATE_LIMITED_RETRY_AFTER = "rate_limited_retry_after"
+    """A refusal as over budget that asks the caller to wait `retry_after` seconds (a Retry-After)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
 def _check_category(_instance: object, _attribute: object, value: str) -> None:
     if value not in CATEGORIES:
         raise ValueError(f"BackendRequest category must be one of {', '.join(CATEGORIES)}, got {value!r}")
@@ -41,7 +86,12 @@ def _check_category(_instance: object, _attribute: object, value: str) -> None:
 
 def _check_time(_instance: object, _attribute: object, value: float) -> None:
     if not math.isfinite(value):
-        raise ValueError(f"BackendRequest time must be a finite time.monotonic() value, got {value!r}")
+        raise ValueError(f"times must be finite time.monotonic() values, got {value!r}")
+
+
+def _check_optional_time(instance: object, attribute: object, value: float | None) -> None:
+    if value is not None:
+        _check_time(instance, attribute, value)
 
 
 @attrs.frozen
@@ -49,12 +99,41 @@ class BackendRequest:
     """One request as the backend received it.
 
     `method` is the `IBrokerGateway` method the request serves (`get_quote`, `place_order`; opening a
-    stream is one request named `stream_quotes`), `category` the rate-limit category it counts in, and
-    `time` the `time.monotonic()` of its arrival at the backend.
+    stream is one request named `stream_quotes` or `stream_order_updates`; a page of a paged read is
+    one request), `category` the rate-limit category it counts in, and `time` the `time.monotonic()`
+    of its arrival at the backend. A request the backend refused (an injected failure, its own budget)
+    is recorded too: it arrived.
     """
 
     method: str
     category: str = attrs.field(validator=_check_category)
+    time: float = attrs.field(validator=_check_time)
+
+
+@attrs.frozen
+class BackendConnection:
+    """One connection (or connection attempt) that reached the backend or the proxy in front of it.
+
+    `opened` is the `time.monotonic()` it was accepted; `closed` when it ended, None while it is open.
+    An attempt refused during a cut is recorded with `closed` at (or right after) `opened`.
+    """
+
+    opened: float = attrs.field(validator=_check_time)
+    closed: float | None = attrs.field(default=None, validator=_check_optional_time)
+
+
+@attrs.frozen
+class ServedValue:
+    """One answer the backend sent, as the value the gateway must hand to its caller.
+
+    `method` names the request as in `BackendRequest`; `value` is the domain value the answer
+    carries: a `Quote`, an `Order`, a `Balance`, a list of `Candle` for one page, a list of `Order`
+    or of `Position`, and for streams one record per pushed `Quote` or `OrderUpdate`. `time` is the
+    `time.monotonic()` it was sent.
+    """
+
+    method: str
+    value: object
     time: float = attrs.field(validator=_check_time)
 
 
@@ -71,7 +150,7 @@ class ConformanceHarness(Protocol):
 
     @property
     def version(self) -> int:
-        """The harness protocol version implemented: `HARNESS_VERSION`."""
+        """The harness protocol version implemented: 1, or 2 with some of `HARNESS_V2_MEMBERS`."""
         ...
 
     @property
@@ -127,5 +206,52 @@ class ConformanceHarness(Protocol):
         ...
 
     def reset_backend_records(self) -> None:
-        """Forget the recorded requests and order counts (orders on the book stay where they are)."""
+        """Forget every record (requests, orders created, and the version-2 records); the book stays."""
+        ...
+
+
+class HarnessV2(ConformanceHarness, Protocol):
+    """The optional members of harness protocol version 2; a harness has those its backend can do.
+
+    Typing only: the suite looks each member up on its own (`getattr`), never checks the whole.
+    """
+
+    @property
+    def injectable_failures(self) -> frozenset[Failure]:
+        """The failures `fail_next_requests` can inject."""
+        ...
+
+    async def fail_next_requests(
+        self, count: int, failure: Failure, retry_after: float | None = None
+    ) -> None:
+        """Make the backend fail the next `count` requests it receives (any method), as `failure`
+        says; `retry_after` (seconds) comes with `Failure.RATE_LIMITED_RETRY_AFTER`."""
+        ...
+
+    async def force_page_size(self, size: int) -> int:
+        """Serve at most `size` candles per request from now on; returns the page size in force (a
+        backend that cannot go that low keeps its smallest and says which)."""
+        ...
+
+    def backend_connections(self) -> Sequence[BackendConnection]:
+        """Every connection (and refused attempt) that reached the backend since the last reset."""
+        ...
+
+    def served_values(self) -> Sequence[ServedValue]:
+        """Every answer the backend sent since the last reset, in order."""
+        ...
+
+    async def disable_deduplication(self) -> None:
+        """From now on the backend creates an order for every place_order request it receives, even
+        under a client_order_id it has seen (a broker without idempotent order entry)."""
+        ...
+
+    async def cancel_order_at_backend(self, order_id: str) -> None:
+        """Cancel a working order from the backend's side (as a broker's desk or an expiry does),
+        producing an order update; works while the link is broken."""
+        ...
+
+    def backend_heard(self) -> Sequence[float]:
+        """The `time.monotonic()` of everything from a gateway that reached the backend since the last
+        reset: requests, and also the probes, pings and keepalives `backend_requests` leaves out."""
         ...

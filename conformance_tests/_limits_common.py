@@ -1,25 +1,71 @@
-"""What the rate-limit clauses share: running callers, and checking what the backend saw."""
+"""What the rate-limit clauses share: running callers, checking what the backend saw, and confirming
+a timing-sensitive violation before reporting it."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
 from broker_plugins import RateLimit
 from conformance_tests._harness import BackendRequest, ConformanceHarness
-from conformance_tests._support import bounded, expect
+from conformance_tests._support import bounded, expect, violated
 from conformance_tests._windows import busiest_window, over_limit_message
 
-__all__ = ["Call", "all_succeeded", "arrivals", "bound_for", "check_windows", "run_callers"]
+__all__ = [
+    "CONFIRM_SCALE",
+    "Call",
+    "Scenario",
+    "all_succeeded",
+    "arrivals",
+    "bound_for",
+    "check_windows",
+    "confirmed",
+    "run_callers",
+    "scaled",
+    "window_problems",
+]
 
 Call = Callable[[], Awaitable[object]]
+Scenario = Callable[[float], Awaitable[list[str]]]
+"""A rate-limit check run with every window `scale` times its usual length; returns what it found
+wrong (nothing when the limits held)."""
+
+CONFIRM_SCALE = 2.0
+"""How much longer the windows are when a violation is checked again before it is reported."""
 
 
 def bound_for(calls: int, limit: RateLimit) -> float:
     """Seconds `calls` may take under `limit` before the suite calls it a hang: three times the
     ideal, plus five."""
     return 5.0 + 3.0 * math.ceil(calls / limit.max_calls) * limit.period
+
+
+def scaled(limit: RateLimit, scale: float) -> RateLimit:
+    """`limit` with its window `scale` times as long."""
+    return RateLimit(limit.max_calls, limit.period * scale)
+
+
+async def confirmed(clause_id: str, scenario: Scenario) -> None:
+    """Run `scenario` at the usual windows; if the limits did not hold, run it again on windows
+    `CONFIRM_SCALE` times longer, and fail only if they do not hold there either.
+
+    A correct limiter whose calls were bunched by a stalled event loop (a busy machine) keeps windows
+    twice as long: stalls do not grow with the window. A defect (no limiter, a leaky bucket, a
+    limiter forgotten on reconnect) breaks the longer windows as surely as the short ones.
+    """
+    __tracebackhide__ = True
+    first = await scenario(1.0)
+    if not first:
+        return
+    second = await scenario(CONFIRM_SCALE)
+    if second:
+        violated(
+            clause_id,
+            f"{second[0]} (confirmed on windows {CONFIRM_SCALE:g} times longer; at the usual windows: "
+            f"{first[0]})",
+        )
 
 
 async def run_callers(clause_id: str, calls: Sequence[Call], bound: float) -> None:
@@ -40,26 +86,46 @@ def all_succeeded(clause_id: str, results: Sequence[object]) -> None:
     )
 
 
+def window_problems(
+    requests: Sequence[BackendRequest], limits: Sequence[RateLimit], what: str = ""
+) -> list[str]:
+    """What is wrong with `requests` under `limits`: one message per window that holds too many."""
+    problems = []
+    for limit in limits:
+        window = busiest_window(requests, limit.period)
+        if window.count > limit.max_calls:
+            problems.append(over_limit_message(window, limit, what))
+    return problems
+
+
 def check_windows(
     clause_id: str, requests: Sequence[BackendRequest], limits: Sequence[RateLimit], what: str = ""
 ) -> None:
     """No window of any of `limits` holds more arrivals than it allows."""
     __tracebackhide__ = True
-    for limit in limits:
-        window = busiest_window(requests, limit.period)
-        expect(window.count <= limit.max_calls, clause_id, over_limit_message(window, limit, what))
+    for problem in window_problems(requests, limits, what):
+        violated(clause_id, problem)
 
 
-def arrivals(
+def arrivals(  # noqa: RET503 - violated() does not return
     clause_id: str, harness: ConformanceHarness, made: int, category: str | None = None
 ) -> list[BackendRequest]:
     """The backend's record of the calls just made; every call must have reached it."""
     __tracebackhide__ = True
-    requests = [r for r in harness.backend_requests() if category is None or r.category == category]
-    expect(
-        len(requests) >= made,
+    everything = list(harness.backend_requests())
+    requests = [r for r in everything if category is None or r.category == category]
+    if len(requests) >= made:
+        return requests
+    if category is not None and len(everything) >= made:
+        elsewhere = Counter(f"{r.method} as {r.category!r}" for r in everything if r.category != category)
+        violated(
+            clause_id,
+            f"the backend recorded {len(requests)} {category} requests for {made} {category} calls made; "
+            f"it filed the others under another category: {', '.join(sorted(elsewhere))} (the gateway "
+            "sends them in the wrong category, or the harness records the wrong one)",
+        )
+    violated(
         clause_id,
         f"the backend recorded {len(requests)} {category or ''} requests for {made} calls made; every call "
         "must reach the backend (no caching or coalescing) for its limiter to be seen at work",
     )
-    return requests

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from broker_plugins import ConnectionState, IBrokerGateway, StateChange
+from conformance_tests._backdoor import on_harness
 from conformance_tests._harness import BreakMode, ConformanceHarness
-from conformance_tests._support import expect, outcome_of
+from conformance_tests._support import eventually, expect, outcome_of
 
 __all__ = [
     "FAIL_FAST",
@@ -43,24 +44,31 @@ def gave_up(gateway: IBrokerGateway, restored: float) -> bool:
 @asynccontextmanager
 async def broken(harness: ConformanceHarness, mode: BreakMode = BreakMode.CUT) -> AsyncIterator[None]:
     """The link broken in `mode` for the block, and restored however the block ends."""
-    await harness.break_connection(mode)
+    await on_harness(harness.break_connection(mode))
     try:
         yield
     finally:
-        await harness.restore_connection()
+        await on_harness(harness.restore_connection())
 
 
-async def run_into_outage(gateway: IBrokerGateway, symbol: str) -> None:
-    """Make a call into an outage, as an application would, and give the gateway time to notice.
+async def run_into_outage(*gateways: IBrokerGateway, symbol: str) -> None:
+    """Make a call into an outage on each gateway, as an application would, and return once every
+    one has noticed (its state left CONNECTED), or after `FAIL_FAST + NOTICE` seconds regardless.
 
     How the call ends is RC-1's business; here it only lets a gateway that learns of failures from
-    its calls learn of this one.
+    its calls learn of this one. A call still running when its gateway has noticed is cancelled.
     """
-    await outcome_of(gateway.get_quote(symbol), FAIL_FAST)
-    deadline = time.monotonic() + NOTICE
-    # Polled: the suite cannot rely on a gateway's listeners to tell it, that is what LC-3 checks.
-    while gateway.state is ConnectionState.CONNECTED and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.005)
+    calls = [asyncio.ensure_future(gateway.get_quote(symbol)) for gateway in gateways]
+    try:
+        # Polled: the suite cannot rely on a gateway's listeners to tell it, that is what LC-3 checks.
+        await eventually(
+            lambda: all(gateway.state is not ConnectionState.CONNECTED for gateway in gateways),
+            FAIL_FAST + NOTICE,
+        )
+    finally:
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
 
 
 async def recovered(

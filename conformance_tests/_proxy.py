@@ -2,21 +2,25 @@
 
 Put it between a gateway and its backend and any TCP-based gateway can be cut off without killing
 its backend. It listens on 127.0.0.1 (port 0 picks a free port; read it back from `port`) and only
-ever talks to loopback addresses.
+ever talks to loopback addresses. It also keeps the records a harness's backdoor needs: every
+connection it accepted (`connection_records()`, attempts refused during a cut included) and when anything
+from a client came through (`heard()`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
 from collections import deque
 from types import TracebackType
 
-from conformance_tests._harness import BreakMode
+from conformance_tests._harness import BackendConnection, BreakMode
 
 __all__ = ["FaultProxy"]
 
 _CHUNK = 64 * 1024
+_RECORDS = 100_000  # the most connections and arrivals kept: far more than one clause makes
 
 
 def _loopback(host: str, what: str) -> str:
@@ -73,13 +77,14 @@ class _Direction:
 class _Pipe:
     """A client connection and its upstream connection."""
 
-    __slots__ = ("client", "closed", "silent", "tasks", "upstream")
+    __slots__ = ("client", "closed", "opened", "silent", "tasks", "upstream")
 
     def __init__(self, client: asyncio.StreamWriter, *, silent: bool) -> None:
         self.client = _Direction(client)
         self.upstream: _Direction | None = None
         self.silent = silent
-        self.closed = False
+        self.closed: float | None = None
+        self.opened = time.monotonic()
         self.tasks: set[asyncio.Task[None]] = set()
 
     def attach(self, upstream: asyncio.StreamWriter) -> None:
@@ -96,7 +101,9 @@ class _Pipe:
     def abort(self, *, unless_closing: bool = False) -> None:
         """Close both sides at once, dropping anything still delayed, as a reset connection does;
         with `unless_closing`, a side already closing gracefully is left to finish."""
-        self.silent = self.closed = True
+        self.silent = True
+        if self.closed is None:
+            self.closed = time.monotonic()
         for direction in self._directions():
             direction.drop()
             if not (unless_closing and direction.writer.transport.is_closing()):
@@ -109,10 +116,10 @@ class _Pipe:
 class FaultProxy:
     """Forwards TCP connections from `127.0.0.1:port` to a loopback target, with faults on demand.
 
-    `cut()` closes every connection and stops listening, so new ones are refused; `blackhole()` keeps
-    connections open (and accepts new ones) but forwards nothing; `set_latency()` delays every chunk,
-    each way; `restore()` forwards again, listening on the same port. Every task the proxy starts is
-    cancelled and awaited by `close()`.
+    `cut()` closes every connection and refuses new ones (each is reset as soon as it is accepted, so
+    that attempts are counted, and the port stays the proxy's); `blackhole()` keeps connections open
+    (and accepts new ones) but forwards nothing; `set_latency()` delays every chunk, each way;
+    `restore()` forwards again. Every task the proxy starts is cancelled and awaited by `close()`.
     """
 
     def __init__(
@@ -132,6 +139,8 @@ class FaultProxy:
         self._pipes: set[_Pipe] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._accepted: deque[_Pipe] = deque(maxlen=_RECORDS)
+        self._heard: deque[float] = deque(maxlen=_RECORDS)
 
     @property
     def port(self) -> int:
@@ -160,14 +169,29 @@ class FaultProxy:
         """Client connections open through the proxy now."""
         return len(self._pipes)
 
+    def connection_records(self) -> list[BackendConnection]:
+        """Every client connection accepted since the last `reset_records()`, oldest first, with when
+        it opened and closed; an attempt refused during a cut is closed as soon as it opened."""
+        return [BackendConnection(pipe.opened, pipe.closed) for pipe in self._accepted]
+
+    def heard(self) -> list[float]:
+        """The `time.monotonic()` of every chunk a client sent that was forwarded to the target (or
+        queued behind the latency), since the last `reset_records()`."""
+        return list(self._heard)
+
+    def reset_records(self) -> None:
+        """Forget the recorded connections and arrivals."""
+        self._accepted.clear()
+        self._heard.clear()
+
     async def start(self) -> None:
         """Listen; with port 0 the system picks a free port, kept for every later `restore()`."""
         if self._closed:
             raise RuntimeError("a closed fault proxy cannot be started again")
-        if self._server is None and self._mode is not BreakMode.CUT:
+        if self._server is None:
             await self._listen()
 
-    def set_latency(self, seconds: float) -> None:
+    async def set_latency(self, seconds: float) -> None:
         """Hold every chunk `seconds` before forwarding it, each way; 0 forwards at once."""
         if not seconds >= 0:
             raise ValueError(f"latency must be a number of seconds >= 0, got {seconds!r}")
@@ -181,24 +205,21 @@ class FaultProxy:
             await self.blackhole()
 
     async def cut(self) -> None:
-        """Close every connection and stop listening: new connections are refused."""
+        """Close every connection, and reset each new one as soon as it arrives."""
         self._mode = BreakMode.CUT
-        await self._stop_listening()
         await self._abort(set(self._pipes))
 
     async def blackhole(self) -> None:
         """Keep connections open, and accept new ones, but forward nothing in either direction."""
-        if self._mode is BreakMode.CUT:
-            await self._listen()
         self._mode = BreakMode.BLACKHOLE
         for pipe in self._pipes:
             pipe.silence()
 
     async def restore(self) -> None:
-        """Forward again on the same port; connections that were black-holed are reset, since bytes
-        they sent were lost and their streams can no longer be trusted."""
-        previous, self._mode = self._mode, None
-        if previous is BreakMode.CUT:
+        """Forward again; connections that were black-holed are reset, since bytes they sent were
+        lost and their streams can no longer be trusted."""
+        self._mode = None
+        if self._server is None and not self._closed:
             await self._listen()
         await self._abort({pipe for pipe in self._pipes if pipe.silent})
 
@@ -255,10 +276,11 @@ class FaultProxy:
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A plain callback rather than a coroutine, so that the proxy creates, and owns, the tasks.
-        if self._closed or self._mode is BreakMode.CUT:
-            writer.transport.abort()
-            return
         pipe = _Pipe(writer, silent=self._mode is BreakMode.BLACKHOLE)
+        self._accepted.append(pipe)
+        if self._closed or self._mode is BreakMode.CUT:
+            pipe.abort()
+            return
         self._pipes.add(pipe)
         self._own(pipe, asyncio.get_running_loop().create_task(self._serve(pipe, reader)))
 
@@ -290,6 +312,8 @@ class FaultProxy:
             while data := await reader.read(_CHUNK):
                 if pipe.silent or to is None:
                     continue  # a black hole: the bytes vanish
+                if to is not pipe.client:
+                    self._heard.append(time.monotonic())
                 if self._latency > 0 or to.queue:
                     to.send_later(data, self._latency)
                 else:

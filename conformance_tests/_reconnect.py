@@ -104,7 +104,7 @@ class ReconnectClauses(SuiteBase):
         async with open_gateway(harness, GENEROUS, "RC-2") as gateway:
             await bounded("RC-2", gateway.get_quote(harness.symbol), CALL_BOUND, "get_quote")
             async with broken(harness):
-                await run_into_outage(gateway, harness.symbol)
+                await run_into_outage(gateway, symbol=harness.symbol)
             ok, last = await recovered(gateway, harness.symbol, RECOVERY)
             expect(
                 ok,
@@ -124,7 +124,7 @@ class ReconnectClauses(SuiteBase):
         async with connected(gateway, "RC-3"):
             before = len(log.changes)
             async with broken(harness):
-                await run_into_outage(gateway, harness.symbol)
+                await run_into_outage(gateway, symbol=harness.symbol)
             leaving = log.changes[before:]
             expect(
                 bool(leaving),

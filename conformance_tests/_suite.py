@@ -5,22 +5,36 @@ from __future__ import annotations
 from typing import Any
 
 from conformance_tests._blackhole import BlackholeClauses
+from conformance_tests._connections import ConnectionClauses
+from conformance_tests._health import HealthClauses
 from conformance_tests._interface import InterfaceClauses
 from conformance_tests._lifecycle import LifecycleClauses
 from conformance_tests._limits import RateLimitClauses
+from conformance_tests._orders import OrderClauses
 from conformance_tests._outage_clauses import OutageClauses
+from conformance_tests._pacing import PacingClauses
+from conformance_tests._paths import PathClauses
 from conformance_tests._reconnect import ReconnectClauses
+from conformance_tests._stream_content import StreamContentClauses
 
 __all__ = ["BrokerConformanceSuite"]
 
 
+# pytest collects the methods of a class's bases in reverse MRO order: the base listed last runs
+# first. So the groups are listed last to first, and the clauses run in the README table's order.
 class BrokerConformanceSuite(
-    InterfaceClauses,
-    LifecycleClauses,
-    RateLimitClauses,
-    ReconnectClauses,
-    OutageClauses,
     BlackholeClauses,
+    HealthClauses,
+    OrderClauses,
+    StreamContentClauses,
+    PacingClauses,
+    OutageClauses,
+    ReconnectClauses,
+    PathClauses,
+    RateLimitClauses,
+    ConnectionClauses,
+    LifecycleClauses,
+    InterfaceClauses,
 ):
     """The conformance suite: subclass it in a test module that defines a `broker_harness` fixture.
 
@@ -38,16 +52,19 @@ class BrokerConformanceSuite(
     ```
 
     This class is not collected on its own; every subclass is, whatever its name. Each test checks
-    one clause, and each failure message begins with that clause's id:
+    one clause, and each failure message begins with that clause's id. The clauses, in the order
+    they run (the README's section "Testing your own gateway plugin" says what each must hold):
 
-    - IF-1 interface, IF-2 capabilities type, IF-3 capabilities consistent with the harness
-    - LC-1 idempotent connect/disconnect, LC-2 `async with`, LC-3 state listeners, LC-4 nothing left
-      running after disconnect, LC-5 no file descriptors left open
-    - RL-1 sequential, RL-2 50 concurrent callers, RL-3 two windows, RL-4 per category, RL-5 every
-      method, RL-6 any window under steady pressure, RL-7 90% utilization, RL-8 cancelled waiters
-    - RC-1 fail fast while cut off, RC-2 recover alone, RC-3 states in order, RC-4 quote streams,
-      RC-5 an order caught in an outage exists once, RC-6 ten outages leak nothing
-    - BH-1 a silent peer is detected in time (optional: BLACKHOLE and HALF_OPEN_DETECTION)
+    - IF-1 to IF-3: the interface and the declared capabilities
+    - LC-1 to LC-11: connecting, disconnecting, state changes and listeners, nothing left behind,
+      connections counted at the backend
+    - RL-1 to RL-15: rate limits, on the healthy path and off it (reconnects, outages, retries,
+      paging, stream re-openings, a shared budget)
+    - RC-1 to RC-10: outages: failing fast, recovering, orders caught in one, leaks, reconnect pacing
+      and jitter, what streams yield after one
+    - OR-1 to OR-3: orders: rejections, lost replies, a backend that does not de-duplicate
+    - HC-1, HC-2, DV-1: health checks, and values equal to what the backend served
+    - BH-1 to BH-3: half-open (black-holed) connections, by the mechanism the gateway declares
     """
 
     __test__ = False

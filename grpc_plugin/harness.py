@@ -3,6 +3,12 @@
 Offered through the `provide_conformance_harness` hook, so that
 `pytest --pyargs conformance_tests --broker-gateway grpc` needs no test code. This is the one module
 of the plugin that uses `conformance_tests`.
+
+It speaks harness protocol version 2 with what the bridge and the proxy offer: failures injected
+with `BridgeServer.fail_next` (a refusal as over budget carries no retry-after that way), connections
+and arrivals counted at the `FaultProxy`, orders cancelled through the bridge's broker. The bridge
+pages candles at its own size, always de-duplicates orders, and keeps no record of its replies, so
+`force_page_size` reports that size and there is no `disable_deduplication` or `served_values`.
 """
 
 from __future__ import annotations
@@ -10,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
+import grpc
+
 from broker_plugins import Backoff, RateLimitsSpec
-from conformance_tests import HARNESS_VERSION, BackendRequest, BreakMode, FaultProxy
+from conformance_tests import BackendConnection, BackendRequest, BreakMode, Failure, FaultProxy
 from grpc_plugin._gateway import GrpcBrokerGateway
-from grpc_plugin.bridge import BridgeConfig, BridgeServer
+from grpc_plugin.bridge import DEFAULT_ACCOUNT, MAX_PAGE_SIZE, BridgeConfig, BridgeServer
 
 __all__ = ["GrpcHarness"]
 
@@ -33,19 +41,26 @@ _METHODS = {
     "GetPositions": ("get_positions", "account"),
     "GetBalance": ("get_balance", "account"),
 }
+_STATUS = {
+    Failure.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Failure.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
 
 _HEALTH_CHECK_INTERVAL = 0.2
 _HEALTH_CHECK_TIMEOUT = 0.5
 
-# Short bounds, so the suite's outages take seconds: a silent link is noticed within 1.2 s, calls
-# fail within 1 s while the bridge is unreachable, and reconnect attempts come at most 0.3 s apart.
+# Short bounds, so the suite's outages take seconds: a silent link is noticed within 1.2 s (a quiet
+# interval, then two probes unanswered), calls fail within 0.5 s while the bridge is unreachable,
+# and reconnect attempts come at most 0.3 s apart.
 _GATEWAY_SETTINGS = {
     "health_check_interval": _HEALTH_CHECK_INTERVAL,
     "health_check_timeout": _HEALTH_CHECK_TIMEOUT,
-    "unavailable_timeout": 1.0,
+    "unavailable_timeout": 0.5,
     "connect_timeout": 5.0,
     "reconnect_backoff": Backoff(initial=0.05, maximum=0.3),
-    "timeouts": 5.0,
+    # Candles get longer: RL-13 reads three of the bridge's 50,000-candle pages, whose first
+    # computation takes a second or more on a busy machine.
+    "timeouts": {"market_data": 20.0, "trading": 5.0, "account": 5.0},
     # The in-process bridge shares the event loop with the gateway, so a request is observed
     # arriving only when the loop gets to it: tens of milliseconds late when 50 tasks are busy.
     "rate_limit_margin": 0.03,
@@ -55,11 +70,12 @@ _GATEWAY_SETTINGS = {
 class GrpcHarness:
     """A reference bridge with rich paper accounts and no budget of its own, reached through a proxy."""
 
-    version = HARNESS_VERSION
+    version = 2
     gateway_name = "grpc"
     symbol = "AAPL"
     break_modes = frozenset({BreakMode.CUT, BreakMode.BLACKHOLE})
     half_open_bound: float | None = _HEALTH_CHECK_INTERVAL + 2 * _HEALTH_CHECK_TIMEOUT
+    injectable_failures = frozenset(_STATUS)
 
     def __init__(self) -> None:
         self._bridge = BridgeServer(
@@ -97,7 +113,7 @@ class GrpcHarness:
         await self._live_proxy().restore()
 
     async def set_latency(self, seconds: float) -> None:
-        self._live_proxy().set_latency(seconds)
+        await self._live_proxy().set_latency(seconds)
 
     def backend_requests(self) -> Sequence[BackendRequest]:
         return [
@@ -114,6 +130,28 @@ class GrpcHarness:
     def reset_backend_records(self) -> None:
         self._bridge.clear_requests()
         self._orders_before = frozenset(self._bridge.orders_by_client_order_id())
+        self._live_proxy().reset_records()
+
+    # -- protocol version 2 --------------------------------------------------------------------------
+
+    async def fail_next_requests(
+        self, count: int, failure: Failure, retry_after: float | None = None
+    ) -> None:
+        self._bridge.fail_next(count, _STATUS[failure], f"injected by the conformance harness: {failure}")
+
+    async def force_page_size(self, size: int) -> int:
+        # The bridge serves as many candles per page as it likes (up to the request's page_size, which
+        # the gateway leaves at 0): the suite asks for enough candles to need several of its pages.
+        return MAX_PAGE_SIZE
+
+    def backend_connections(self) -> Sequence[BackendConnection]:
+        return self._live_proxy().connection_records()
+
+    async def cancel_order_at_backend(self, order_id: str) -> None:
+        self._bridge.broker.cancel(DEFAULT_ACCOUNT, order_id)
+
+    def backend_heard(self) -> Sequence[float]:
+        return self._live_proxy().heard()
 
     def _live_proxy(self) -> FaultProxy:
         if self._proxy is None:

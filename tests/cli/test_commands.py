@@ -189,8 +189,21 @@ def test_a_wrong_token_is_an_authentication_failure_that_never_shows_the_token(
 ) -> None:
     result = cli("--target", bridge.address, "--token", "not-the-token-123", "balance")
     assert result.code == ExitCode.AUTHENTICATION
-    assert "UNAUTHENTICATED" in error_line(result.err)
+    assert "refused the credentials" in error_line(result.err)
+    assert "BROKERCTL_TOKEN" in error_line(result.err)
     assert "not-the-token-123" not in result.err + result.out
+
+
+def test_health_of_a_bridge_that_refuses_the_token_is_not_healthy(cli: RunCli, bridge: Served) -> None:
+    result = cli(
+        "--target", bridge.address, "--token", "not-the-token-123", "health", "--wait", "2", "--json"
+    )
+    assert result.code == ExitCode.UNAVAILABLE
+    [row] = result.json()  # type: ignore[misc]
+    assert row["healthy"] is False
+    assert "refused the credentials" in row["error"]
+    assert "BROKERCTL_TOKEN" in row["error"]
+    assert "not-the-token-123" not in result.out + result.err
 
 
 def test_the_token_can_come_from_the_environment(

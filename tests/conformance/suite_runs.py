@@ -1,36 +1,30 @@
-"""Running the conformance suite from a test with pytester, and reading what it decided per clause."""
+"""Running the conformance suite in fresh processes, side by side, and reading what it decided.
+
+Each run is a pytest process of its own (`SuiteRun.start`), with the example and this project
+importable, as an outsider's run would be. They are started together and mostly wait on timers, so
+running them side by side costs about as long as the longest; the suite confirms a timing-sensitive
+violation before reporting it, so a busy machine does not turn into failures.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import attrs
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "memory_broker"
 
 _CLAUSE_IN_NAME = re.compile(r"test_([a-z]{2})(\d+)_")
 _CLAUSE_IN_TEXT = re.compile(r"\[([A-Z]{2}-\d+)\]")
-
-SUITE_ON_BROKEN_GATEWAY = """
-import pytest
-
-from conformance_tests import BrokerConformanceSuite
-from memory_broker.harness import MemoryBrokerHarness
-from tests.conformance.broken_gateways import {gateway}
-
-
-@pytest.fixture
-def broker_harness():
-    return MemoryBrokerHarness(gateway_type={gateway})
-
-
-class TestBrokenGateway(BrokerConformanceSuite):
-    pass
-"""
+_INI = f"[pytest]\nasyncio_default_fixture_loop_scope = function\npythonpath = {EXAMPLE / 'src'} {ROOT}\n"
 
 
 @attrs.frozen
@@ -41,29 +35,8 @@ class ClauseResult:
     text: str = ""
 
 
-def prepare(pytester: pytest.Pytester) -> None:
-    """Configure a run as an outsider would, with the example and this project importable."""
-    # The outer run imported the suite already, so an in-process run cannot rewrite its asserts (it
-    # does not need to: every failure message is spelled out).
-    pytester.makeini(
-        "[pytest]\n"
-        "asyncio_default_fixture_loop_scope = function\n"
-        f"pythonpath = {EXAMPLE / 'src'} {ROOT}\n"
-        "filterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
-    )
-
-
-def run_suite(pytester: pytest.Pytester, module: str) -> dict[str, ClauseResult]:
-    """Run a test module that subclasses the suite, in a fresh process, and read each clause's result.
-
-    A fresh process, because the rate-limit clauses count arrivals by the millisecond: a process
-    that has run the suite many times over carries a heap whose garbage collection can stall the
-    event loop long enough to blur them.
-    """
-    prepare(pytester)
-    pytester.makepyfile(test_suite=module)
-    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--junitxml=report.xml")
-    return results_by_clause(pytester.path / "report.xml")
+Results = dict[str, dict[str, ClauseResult]]
+"""By test class name, then by clause id."""
 
 
 def clause_of(name: str) -> str:
@@ -73,9 +46,83 @@ def clause_of(name: str) -> str:
     return f"{match[1].upper()}-{match[2]}"
 
 
-def results_by_clause(report: Path) -> dict[str, ClauseResult]:
+def selector(name: str, clauses: Iterable[str]) -> str:
+    """A `-k` expression for the tests of class `name` that check `clauses`."""
+    tests = " or ".join(f"test_{clause.replace('-', '').lower()}_" for clause in sorted(clauses))
+    return f"({name} and ({tests}))"
+
+
+def named_clauses(text: str) -> set[str]:
+    """The clause ids a failure report names, like `[RC-5]`."""
+    return set(_CLAUSE_IN_TEXT.findall(text))
+
+
+@attrs.frozen
+class SuiteRun:
+    """One pytest process: a test module (or `--pyargs` arguments) and what to select in it."""
+
+    name: str
+    module: str | None = None
+    arguments: tuple[str, ...] = ()
+    select: str | None = None
+
+    def start(self, directory: Path) -> StartedRun:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "pytest.ini").write_text(_INI)
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--junitxml=report.xml"]
+        if self.module is not None:
+            (directory / f"test_{self.name}.py").write_text(self.module)
+            command.append(f"test_{self.name}.py")
+        command += list(self.arguments)
+        if self.select is not None:
+            command += ["-k", self.select]
+        environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        environment.pop("PYTEST_ADDOPTS", None)
+        log = (directory / "output.txt").open("w")
+        process = subprocess.Popen(
+            command, cwd=directory, stdout=log, stderr=subprocess.STDOUT, env=environment
+        )
+        log.close()
+        return StartedRun(self.name, directory, process, time.monotonic())
+
+
+@attrs.define
+class StartedRun:
+    """A run under way; `results()` waits for it and reads its JUnit report."""
+
+    name: str
+    directory: Path
+    process: subprocess.Popen[bytes]
+    started: float
+    finished: float | None = None
+
+    def results(self, timeout: float) -> Results:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(
+                f"the suite run {self.name} took over {timeout:g} s:\n{self.output()}"
+            ) from None
+        if self.finished is None:
+            self.finished = time.monotonic()
+        report = self.directory / "report.xml"
+        assert report.exists(), f"the suite run {self.name} wrote no report:\n{self.output()}"
+        return results_by_clause(report)
+
+    def output(self) -> str:
+        return (self.directory / "output.txt").read_text()[-8000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def results_by_clause(report: Path) -> Results:
     """Each clause's outcome in a JUnit XML report: passed, failed, error (setup/teardown) or skipped."""
-    results: dict[str, ClauseResult] = {}
+    results: Results = {}
     for case in ET.parse(report).iter("testcase"):
         outcome, text = "passed", ""
         for kind in ("skipped", "error", "failure"):  # the last one found wins
@@ -83,10 +130,22 @@ def results_by_clause(report: Path) -> dict[str, ClauseResult]:
             if element is not None:
                 outcome = "failed" if kind == "failure" else kind
                 text = f"{element.get('message', '')}\n{element.text or ''}"
-        results[clause_of(case.get("name", ""))] = ClauseResult(outcome, text)
+        owner = case.get("classname", "").rpartition(".")[2]
+        results.setdefault(owner, {})[clause_of(case.get("name", ""))] = ClauseResult(outcome, text)
     return results
 
 
-def named_clauses(text: str) -> set[str]:
-    """The clause ids a failure report names, like `[RC-5]`."""
-    return set(_CLAUSE_IN_TEXT.findall(text))
+def whole(runs: Mapping[str, StartedRun], names: Iterable[str], timeout: float) -> dict[str, ClauseResult]:
+    """The results of runs that each ran part of the suite on one class, joined in the order given."""
+    joined: dict[str, ClauseResult] = {}
+    for name in names:
+        for results in runs[name].results(timeout).values():
+            joined.update(results)
+    return joined
+
+
+def describe(results: Mapping[str, ClauseResult]) -> str:
+    """Every clause that did not pass, with its report, for an assertion message."""
+    return "\n\n".join(
+        f"{clause}: {result.outcome}\n{result.text}" for clause, result in results.items() if result.text
+    )

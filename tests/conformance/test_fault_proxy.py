@@ -75,7 +75,7 @@ async def test_it_forwards_both_ways_on_the_port_it_reports(proxy: FaultProxy) -
     writer.close()
 
 
-async def test_cut_closes_every_connection_and_refuses_new_ones_until_restored_on_the_same_port(
+async def test_cut_closes_every_connection_and_resets_new_ones_until_restored_on_the_same_port(
     proxy: FaultProxy,
 ) -> None:
     reader, writer = await connect(proxy)
@@ -86,14 +86,40 @@ async def test_cut_closes_every_connection_and_refuses_new_ones_until_restored_o
 
     assert await closed_by_peer(reader)
     assert proxy.connections == 0
-    with pytest.raises(ConnectionRefusedError):
-        await connect(proxy)
+    refused, refused_writer = await connect(proxy)  # accepted, so that it is counted, and reset at once
+    assert await closed_by_peer(refused)
     await proxy.restore()
     assert proxy.port == port
     again, again_writer = await connect(proxy)
     assert await round_trip(again, again_writer, b"after") == b"after"
+    records = proxy.connection_records()
+    assert len(records) == 3
+    assert all(record.closed is not None for record in records[:2])
+    assert records[1].closed is not None
+    assert records[1].closed - records[1].opened < BOUND
+    assert records[2].closed is None
+    for each in (writer, refused_writer, again_writer):
+        each.close()
+
+
+async def test_it_records_when_clients_were_heard_and_forgets_on_reset(proxy: FaultProxy) -> None:
+    reader, writer = await connect(proxy)
+    before = time.monotonic()
+
+    await round_trip(reader, writer, b"one")
+    await round_trip(reader, writer, b"two")
+
+    heard = proxy.heard()
+    assert len(heard) == 2
+    assert all(before <= moment <= time.monotonic() for moment in heard)
+    await proxy.blackhole()
+    writer.write(b"lost")
+    assert await silent(reader)
+    assert len(proxy.heard()) == 2  # what vanished in the black hole never reached the target
+    proxy.reset_records()
+    assert proxy.heard() == []
+    assert proxy.connection_records() == []
     writer.close()
-    again_writer.close()
 
 
 async def test_a_black_hole_keeps_connections_open_forwards_nothing_and_is_reset_on_restore(
@@ -121,7 +147,7 @@ async def test_a_black_hole_keeps_connections_open_forwards_nothing_and_is_reset
 
 async def test_latency_delays_each_way_and_keeps_the_order(proxy: FaultProxy) -> None:
     reader, writer = await connect(proxy)
-    proxy.set_latency(0.1)
+    await proxy.set_latency(0.1)
     started = time.monotonic()
 
     for chunk in (b"a", b"b", b"c"):
@@ -132,7 +158,7 @@ async def test_latency_delays_each_way_and_keeps_the_order(proxy: FaultProxy) ->
 
     assert echoed == b"abc"
     assert time.monotonic() - started >= 0.2  # there and back, 0.1 s each way
-    proxy.set_latency(0)
+    await proxy.set_latency(0)
     assert await round_trip(reader, writer, b"now") == b"now"
     writer.close()
 
@@ -165,7 +191,7 @@ async def test_close_stops_listening_and_leaves_no_task(echo_port: int) -> None:
     assert await closed_by_peer(reader)
     assert await closed_by_peer(silent_reader)
     with pytest.raises(ConnectionRefusedError):
-        await connect(proxy)
+        await connect(proxy)  # closed: nothing listens on the port any more
     writer.close()
     silent_writer.close()
 

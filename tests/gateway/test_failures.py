@@ -102,11 +102,11 @@ async def test_a_wrong_token_is_an_authentication_error_that_never_shows_it(
         assert (await gateway.get_quote("AAPL")).symbol == "AAPL"
         assert TOKEN not in repr(gateway)
         assert TOKEN not in repr(gateway._config)
-    async with gateways(bridge.address, token="wrong-" + TOKEN) as gateway:
-        with pytest.raises(AuthenticationError) as caught:
-            await gateway.get_quote("AAPL")
-        assert TOKEN not in str(caught.value)
-    async with gateways(bridge.address) as gateway:
+    wrong = gateways(bridge.address, token="wrong-" + TOKEN)
+    with pytest.raises(AuthenticationError, match="refused the credentials") as caught:
+        await wrong.connect()  # health refuses a wrong token: found at connect(), not at a call
+    assert TOKEN not in str(caught.value)
+    async with gateways(bridge.address) as gateway:  # no token: health may answer; calls may not
         with pytest.raises(AuthenticationError, match="GetQuote"):
             await gateway.get_quote("AAPL")
     assert TOKEN not in caplog.text

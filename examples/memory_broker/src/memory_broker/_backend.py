@@ -1,10 +1,15 @@
-"""`MemoryBackend`: a paper broker in memory, which remembers every request it was sent."""
+"""`MemoryBackend`: a paper broker in memory, which remembers every request it was sent.
+
+Beside the broker it keeps the backdoor the conformance harness reads (what arrived, what it
+answered, which orders it created) and the faults a test can set (failing the next requests, a small
+page size, no de-duplication of orders).
+"""
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -14,6 +19,7 @@ import attrs
 
 from broker_plugins import (
     Balance,
+    BrokerError,
     Candle,
     Instrument,
     Interval,
@@ -29,9 +35,10 @@ from broker_plugins import (
     Side,
 )
 
-__all__ = ["MemoryBackend", "Received"]
+__all__ = ["CandlePage", "MemoryBackend", "Received", "Served"]
 
 _CENT = Decimal("0.01")
+_RECORDS = 100_000  # a long-running backend keeps this many records, not all of them
 
 
 class Received(NamedTuple):
@@ -43,12 +50,30 @@ class Received(NamedTuple):
     time: float
 
 
+class Served(NamedTuple):
+    """One answer the backend sent: the request it answered (or the stream it pushed on), the value,
+    and `time.monotonic()`."""
+
+    method: str
+    value: object
+    time: float
+
+
+class CandlePage(NamedTuple):
+    """One page of a candle request, and the token that asks for the next (None after the last)."""
+
+    candles: list[Candle]
+    next_page: str | None
+
+
 class MemoryBackend:
     """One account at a paper broker.
 
     It quotes a single instrument, `ACME`, whose price walks with the clock; rests limit orders
-    away from the market and fills the others at once; and de-duplicates orders on their
-    `client_order_id`, as a broker that offers idempotent order entry does.
+    away from the market, fills the others at once and rejects those the cash does not cover; and
+    de-duplicates orders on their `client_order_id`, as a broker that offers idempotent order entry
+    does (unless `deduplicate` is turned off). Candles come in pages of `page_size` (all at once
+    when None).
     """
 
     def __init__(self) -> None:
@@ -66,7 +91,11 @@ class MemoryBackend:
         self._by_client_id: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._cash = Decimal(1_000_000)
-        self.received: list[Received] = []
+        self.deduplicate = True
+        self.page_size: int | None = None
+        self._failures: deque[Callable[[], BrokerError]] = deque()
+        self.received: deque[Received] = deque(maxlen=_RECORDS)
+        self.served: deque[Served] = deque(maxlen=_RECORDS)
         self.orders_created: Counter[str] = Counter()
         self.updates: list[OrderUpdate] = []
         """Every change to an order, in sequence (1, 2, ...): streams replay from here."""
@@ -86,17 +115,26 @@ class MemoryBackend:
         }
 
     def handle(self, method: str, category: str, arguments: Mapping[str, Any]) -> object:
-        """Serve one request of the broker API, recording its arrival first."""
+        """Serve one request of the broker API, recording its arrival first and its answer after."""
         self.received.append(Received(method, category, time.monotonic()))
-        return self._handlers[method](**arguments)
+        if self._failures:
+            raise self._failures.popleft()()  # refused before it does anything
+        answer = self._handlers[method](**arguments)
+        self.served.append(Served(method, answer, time.monotonic()))
+        return answer
+
+    def fail_next(self, count: int, error: Callable[[], BrokerError]) -> None:
+        """Answer the next `count` requests with `error()`, doing nothing else for them."""
+        self._failures.extend([error] * count)
 
     def reset_records(self) -> None:
-        """Forget what was received and created; the book stays as it is."""
+        """Forget what was received, answered and created; the book stays as it is."""
         self.received.clear()
+        self.served.clear()
         self.orders_created.clear()
 
     def quote(self, symbol: str) -> Quote:
-        """The quote of `symbol` now (no request is recorded: streams tick with it)."""
+        """The quote of `symbol` now."""
         self._instrument(symbol)
         # A fresh price every 50 ms, so that consecutive ticks differ.
         mid = Decimal(100) + Decimal(int(time.monotonic() * 20) % 200) * _CENT
@@ -109,6 +147,24 @@ class MemoryBackend:
             last=mid,
             time=datetime.now(timezone.utc),
         )
+
+    def push_quotes(self, symbols: Sequence[str]) -> list[Quote]:
+        """The quotes a subscription pushes at a tick (recorded as served, not as requests)."""
+        quotes = [self.quote(symbol) for symbol in symbols]
+        now = time.monotonic()
+        self.served.extend(Served("stream_quotes", quote, now) for quote in quotes)
+        return quotes
+
+    def push_updates(self, sequence: int) -> list[OrderUpdate]:
+        """The order updates after `sequence` that a subscription pushes (recorded as served)."""
+        updates = self.updates[sequence:]
+        now = time.monotonic()
+        self.served.extend(Served("stream_order_updates", update, now) for update in updates)
+        return updates
+
+    def cancel_at_backend(self, order_id: str) -> Order:
+        """Cancel a working order from the broker's side (its desk, an expiry): no request arrives."""
+        return self._cancel(order_id)
 
     def _instrument(self, symbol: str) -> Instrument:
         try:
@@ -127,10 +183,6 @@ class MemoryBackend:
         if not 0 <= after <= len(self.updates):
             raise InvalidRequestError(f"no order update {after} to resume after (latest {len(self.updates)})")
         return after
-
-    def updates_after(self, sequence: int) -> list[OrderUpdate]:
-        """The order updates after `sequence` (no request is recorded: streams poll with it)."""
-        return self.updates[sequence:]
 
     def _changed(self, order: Order, *, fill: Decimal | None = None) -> Order:
         self._orders[order.order_id] = order
@@ -152,22 +204,34 @@ class MemoryBackend:
         start: datetime | None,
         end: datetime | None,
         limit: int | None,
-    ) -> list[Candle]:
+        *,
+        page: str | None = None,
+    ) -> CandlePage:
         price = self.quote(symbol).last or Decimal(100)
         step = interval.duration
-        last_start = (end or datetime.now(timezone.utc)) - step
-        count = 20 if limit is None else limit
-        first = start or last_start - (count - 1) * step
-        starts = itertools.takewhile(
-            lambda moment: moment <= last_start, (first + i * step for i in range(count))
-        )
-        return [
-            Candle(symbol, interval, moment, price, price, price, price, Decimal(10)) for moment in starts
+        if page is None:  # the first page settles the range, so that later pages join up
+            last_start = (end or datetime.now(timezone.utc)) - step
+            count = 20 if limit is None else limit
+            first = start or last_start - (count - 1) * step
+            starts = list(
+                itertools.takewhile(
+                    lambda moment: moment <= last_start, (first + i * step for i in range(count))
+                )
+            )
+        else:
+            first_text, _, count_text = page.partition("/")
+            first = datetime.fromisoformat(first_text)
+            starts = [first + i * step for i in range(int(count_text))]
+        size = len(starts) if self.page_size is None else self.page_size
+        here, rest = starts[:size], starts[size:]
+        candles = [
+            Candle(symbol, interval, moment, price, price, price, price, Decimal(10)) for moment in here
         ]
+        return CandlePage(candles, f"{rest[0].isoformat()}/{len(rest)}" if rest else None)
 
     def _place(self, request: OrderRequest) -> Order:
         existing = self._by_client_id.get(request.client_order_id)
-        if existing is not None:
+        if existing is not None and self.deduplicate:
             return self._orders[existing]
         quote = self.quote(request.symbol)
         touch = quote.ask if request.side is Side.BUY else quote.bid
@@ -175,7 +239,12 @@ class MemoryBackend:
             request.price is not None
             and (request.price >= touch if request.side is Side.BUY else request.price <= touch)
         )
+        cost = request.quantity * (touch if marketable or request.price is None else request.price)
+        reason = ""
+        if request.side is Side.BUY and cost > self._cash:
+            reason = f"insufficient cash: the order needs {cost} USD, the account holds {self._cash} USD"
         now = datetime.now(timezone.utc)
+        filled = marketable and not reason
         order = Order(
             order_id=f"M{next(self._ids)}",
             client_order_id=request.client_order_id,
@@ -185,13 +254,14 @@ class MemoryBackend:
             quantity=request.quantity,
             price=request.price,
             time_in_force=request.time_in_force,
-            status=OrderStatus.FILLED if marketable else OrderStatus.NEW,
-            filled_quantity=request.quantity if marketable else Decimal(0),
-            average_fill_price=touch if marketable else None,
+            status=OrderStatus.REJECTED if reason else OrderStatus.FILLED if filled else OrderStatus.NEW,
+            filled_quantity=request.quantity if filled else Decimal(0),
+            average_fill_price=touch if filled else None,
             created_at=now,
             updated_at=now,
+            reject_reason=reason,
         )
-        if marketable:
+        if filled:
             sign = 1 if request.side is Side.BUY else -1
             self._cash -= sign * touch * request.quantity
         self._changed(order, fill=order.filled_quantity or None)

@@ -29,16 +29,30 @@ from broker_plugins import (
     Limiter,
     Order,
     OrderOutcomeUnknownError,
+    OrderRejectedError,
     OrderRequest,
+    OrderStatus,
     OrderUpdate,
     Position,
     Quote,
+    RateLimitExceededError,
     RateLimitsSpec,
 )
-from memory_broker._backend import MemoryBackend
+from memory_broker._backend import CandlePage, MemoryBackend
 from memory_broker._link import LinkDownError, MemoryLink, MemorySession
 
 __all__ = ["MemoryBrokerGateway"]
+
+_READ_RETRIES = 2
+"""Times a read the backend refused (busy, over budget) is sent again, each time with a new permit."""
+
+
+class _Refused(Exception):
+    """The backend answered a request with a refusal: it did nothing, so a read may be sent again."""
+
+    def __init__(self, error: BrokerError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -52,8 +66,10 @@ class MemoryBrokerGateway(GatewayBase):
     Once connected, a supervisor task probes the link every `health_interval` seconds (a probe
     unanswered within `health_timeout` means the peer went silent) and, when the link fails,
     reconnects with `backoff` until it works again. Calls made meanwhile fail at once with
-    `BrokerUnavailableError`; open streams wait and subscribe again. Without a `link` the gateway
-    brings its own backend: a private paper account.
+    `BrokerUnavailableError`; open streams wait and subscribe again (order updates from where they
+    left off). A read the backend refuses (busy, or over budget) is sent again, each time with a new
+    permit, after the backend's retry-after; candles are read a page, and a permit, at a time. Without
+    a `link` the gateway brings its own backend: a private paper account.
     """
 
     CAPABILITIES = frozenset(
@@ -111,29 +127,39 @@ class MemoryBrokerGateway(GatewayBase):
         self, symbol: str, interval: Interval, start: datetime | None, end: datetime | None, limit: int | None
     ) -> Sequence[Candle]:
         arguments = {"symbol": symbol, "interval": interval, "start": start, "end": end, "limit": limit}
-        return cast("list[Candle]", await self._request("market_data", "get_candles", arguments))
+        candles: list[Candle] = []
+        page: str | None = None
+        while True:  # a request, and so a permit, per page
+            answer = await self._read("market_data", "get_candles", {**arguments, "page": page})
+            candles.extend(cast(CandlePage, answer).candles)
+            page = cast(CandlePage, answer).next_page
+            if page is None:
+                return candles
 
     async def _get_quote(self, symbol: str) -> Quote:
-        return cast(Quote, await self._request("market_data", "get_quote", {"symbol": symbol}))
+        return cast(Quote, await self._read("market_data", "get_quote", {"symbol": symbol}))
 
     async def _get_instrument(self, symbol: str) -> Instrument:
-        return cast(Instrument, await self._request("market_data", "get_instrument", {"symbol": symbol}))
+        return cast(Instrument, await self._read("market_data", "get_instrument", {"symbol": symbol}))
 
     async def _place_order(self, request: OrderRequest) -> Order:
-        await self._admit("trading", self._call_timeout)
-        session = self._live_session()
         try:
-            order = await session.request(
-                "place_order", "trading", {"request": request}, timeout=self._call_timeout
-            )
+            order = cast(Order, await self._send("trading", "place_order", {"request": request}))
+        except _Refused as refused:
+            raise refused.error from None  # refused before it did anything: not placed
         except LinkDownError as exc:
-            self._report_loss()
             if not exc.sent:
                 raise BrokerUnavailableError(f"memory: place_order was not sent: {exc}") from None
             raise self._outcome_unknown(request, str(exc)) from None
         except asyncio.TimeoutError:
             raise self._outcome_unknown(request, f"no answer within {self._call_timeout:g} s") from None
-        return cast(Order, order)
+        if order.status is OrderStatus.REJECTED:
+            raise OrderRejectedError(
+                f"memory: order {request.client_order_id} was rejected: {order.reject_reason}",
+                client_order_id=request.client_order_id,
+                reason=order.reject_reason,
+            )
+        return order
 
     async def _cancel_order(self, order_id: str) -> Order:
         return cast(Order, await self._request("trading", "cancel_order", {"order_id": order_id}))
@@ -143,21 +169,21 @@ class MemoryBrokerGateway(GatewayBase):
         return cast(Order, await self._request("trading", "modify_order", arguments))
 
     async def _get_order(self, order_id: str) -> Order:
-        return cast(Order, await self._request("trading", "get_order", {"order_id": order_id}))
+        return cast(Order, await self._read("trading", "get_order", {"order_id": order_id}))
 
     async def _get_orders(self, open_only: bool, symbol: str | None) -> Sequence[Order]:
         arguments = {"open_only": open_only, "symbol": symbol}
-        return cast("list[Order]", await self._request("trading", "get_orders", arguments))
+        return cast("list[Order]", await self._read("trading", "get_orders", arguments))
 
     async def _get_positions(self) -> Sequence[Position]:
-        return cast("list[Position]", await self._request("account", "get_positions", {}))
+        return cast("list[Position]", await self._read("account", "get_positions", {}))
 
     async def _get_balance(self) -> Balance:
-        return cast(Balance, await self._request("account", "get_balance", {}))
+        return cast(Balance, await self._read("account", "get_balance", {}))
 
     async def _stream_quotes(self, symbols: tuple[str, ...]) -> AsyncGenerator[Quote, None]:
         # A first subscription that fails is the caller's error; later ones are waited for.
-        await self._request("market_data", "stream_quotes", {"symbols": symbols})
+        await self._read("market_data", "stream_quotes", {"symbols": symbols})
         while True:
             try:
                 for quote in await self._live_session().next_quotes(symbols):
@@ -167,7 +193,7 @@ class MemoryBrokerGateway(GatewayBase):
                 await self._resubscribe("market_data", "stream_quotes", {"symbols": symbols})
 
     async def _stream_order_updates(self) -> AsyncGenerator[OrderUpdate, None]:
-        last = cast(int, await self._request("trading", "stream_order_updates", {"after": None}))
+        last = cast(int, await self._read("trading", "stream_order_updates", {"after": None}))
         while True:
             try:
                 for update in await self._live_session().next_updates(last):
@@ -180,20 +206,49 @@ class MemoryBrokerGateway(GatewayBase):
 
     # -- the transport underneath --------------------------------------------------------------------
 
-    async def _request(self, category: str, method: str, arguments: Mapping[str, Any]) -> object:
+    async def _request(
+        self, category: str, method: str, arguments: Mapping[str, Any], *, retries: int = 0
+    ) -> object:
+        """One request, its failure mapped; one the backend refused goes again up to `retries` times."""
+        attempt = 0
+        while True:
+            try:
+                return await self._send(category, method, arguments)
+            except _Refused as refused:
+                error = refused.error
+            except LinkDownError as exc:
+                raise BrokerUnavailableError(f"memory: {method} failed: {exc}") from None
+            except asyncio.TimeoutError as exc:
+                if isinstance(exc, BrokerError):
+                    raise  # the backend's own BrokerTimeoutError is a TimeoutError too
+                raise BrokerTimeoutError(
+                    f"memory: no answer to {method} within {self._call_timeout:g} s"
+                ) from None
+            if attempt == retries:
+                raise error
+            retry_after = error.retry_after if isinstance(error, RateLimitExceededError) else None
+            await asyncio.sleep(retry_after or self._backoff.delay(attempt))
+            attempt += 1
+
+    async def _read(self, category: str, method: str, arguments: Mapping[str, Any]) -> object:
+        """A request that is safe to repeat: sent again (with a new permit) when the backend refuses it."""
+        return await self._request(category, method, arguments, retries=_READ_RETRIES)
+
+    async def _send(self, category: str, method: str, arguments: Mapping[str, Any]) -> object:
+        """Admission (the link, then a permit), then the request. The backend's refusal comes back as
+        `_Refused`, a broken link as `LinkDownError`, no answer as `asyncio.TimeoutError`."""
         await self._admit(category, self._call_timeout)
         session = self._live_session()
         try:
             return await session.request(method, category, arguments, timeout=self._call_timeout)
-        except LinkDownError as exc:
+        except (RateLimitExceededError, BrokerUnavailableError) as error:
+            if isinstance(error, RateLimitExceededError):
+                # Every gateway sharing the limiter holds back for as long as the backend asked.
+                self.rate_limiter.note_refusal(category, error.retry_after)
+            raise _Refused(error) from None
+        except LinkDownError:
             self._report_loss()
-            raise BrokerUnavailableError(f"memory: {method} failed: {exc}") from None
-        except asyncio.TimeoutError as exc:
-            if isinstance(exc, BrokerError):
-                raise  # the backend's own BrokerTimeoutError is a TimeoutError too
-            raise BrokerTimeoutError(
-                f"memory: no answer to {method} within {self._call_timeout:g} s"
-            ) from None
+            raise
 
     def _live_session(self) -> MemorySession:
         session = self._session
@@ -284,7 +339,7 @@ class MemoryBrokerGateway(GatewayBase):
                     raise BrokerUnavailableError("memory: the gateway was disconnected")
                 await self._state_changed()
             try:
-                await self._request(category, method, arguments)
+                await self._read(category, method, arguments)
             except (BrokerUnavailableError, BrokerTimeoutError):
                 if not self._open:
                     raise

@@ -1,0 +1,122 @@
+"""The judgements behind the clauses, on figures given directly: reconnect pacing, lock-step,
+confirming a rate-limit violation, and naming the culprit when a category is wrong."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from broker_plugins import IBrokerGateway, RateLimitsSpec
+from conformance_tests import BackendRequest, BreakMode
+from conformance_tests._limits_common import arrivals, confirmed
+from conformance_tests._pacing import MAX_GAP, busiest_second, lockstep_share, pacing_problems
+
+
+def _attempts(*gaps: float, start: float = 0.02) -> list[float]:
+    return list(itertools.accumulate(gaps, initial=start))
+
+
+def test_a_capped_jittered_backoff_is_well_paced() -> None:
+    times = _attempts(0.04, 0.08, 0.16, 0.2, 0.18, 0.2, 0.19, 0.2, 0.2)
+
+    assert pacing_problems(times, 0.0, times[-1] + 0.1, times[-1] + 0.25) == []
+
+
+def test_gaps_that_do_not_grow_are_named() -> None:
+    times = _attempts(*[0.1] * 15)
+
+    (problem,) = pacing_problems(times, 0.0, times[-1] + 0.05, times[-1] + 0.1)
+    assert "do not grow" in problem
+
+
+def test_an_uncapped_backoff_is_found_in_the_gap_across_the_restore() -> None:
+    times = _attempts(0.06, 0.18, 0.54)  # tripling: the next comes 1.62 s later
+    restored = 2.0
+
+    problems = pacing_problems(times, 0.0, restored, times[-1] + 1.62)
+    assert any(f"capped at {MAX_GAP:g} s" in problem for problem in problems)
+    assert any("stopped trying" in problem for problem in problems)
+
+
+def test_too_few_attempts_say_so() -> None:
+    (problem,) = pacing_problems([0.5, 1.5], 0.0, 2.0, 2.1)
+
+    assert "2 reconnect attempts" in problem
+
+
+def test_the_busiest_second_counts_attempts_within_one_second() -> None:
+    assert busiest_second([0.0, 0.5, 0.99, 1.0, 2.5]) == 4
+    assert busiest_second([0.001 * n for n in range(2000)]) == 1001
+    assert busiest_second([]) == 0
+
+
+def test_lockstep_is_the_share_of_attempts_made_together() -> None:
+    together = sorted([*_attempts(0.04, 0.08, 0.16), *(t + 0.0005 for t in _attempts(0.04, 0.08, 0.16))])
+    apart = sorted([*_attempts(0.04, 0.08, 0.16), *_attempts(0.035, 0.07, 0.15, start=0.011)])
+
+    assert lockstep_share(together) == 1.0
+    assert lockstep_share(apart) == 0.0
+    assert lockstep_share([]) == 0.0
+
+
+async def test_a_violation_seen_once_is_checked_again_on_longer_windows() -> None:
+    scales: list[float] = []
+
+    async def jittery(scale: float) -> list[str]:
+        scales.append(scale)
+        return ["21 calls in a window"] if scale == 1.0 else []
+
+    await confirmed("RL-2", jittery)
+    assert scales == [1.0, 2.0]
+
+
+async def test_a_violation_seen_twice_fails_naming_both_measurements() -> None:
+    async def broken(scale: float) -> list[str]:
+        return [f"{40 if scale == 1.0 else 41} calls in a window"]
+
+    with pytest.raises(pytest.fail.Exception, match=r"\[RL-2\] 41 calls .* at the usual windows: 40 calls"):
+        await confirmed("RL-2", broken)
+
+
+class _Records:
+    """Just the backdoor of a harness, holding the records given."""
+
+    version = 1
+    gateway_name = "records"
+    symbol = "ACME"
+    break_modes = frozenset({BreakMode.CUT})
+    half_open_bound = None
+
+    def __init__(self, requests: Sequence[BackendRequest]) -> None:
+        self._requests = list(requests)
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def create_gateway(self, rate_limits: RateLimitsSpec) -> IBrokerGateway:
+        raise NotImplementedError
+
+    async def break_connection(self, mode: BreakMode) -> None: ...
+    async def restore_connection(self) -> None: ...
+    async def set_latency(self, seconds: float) -> None: ...
+    def backend_requests(self) -> Sequence[BackendRequest]:
+        return self._requests
+
+    def backend_orders(self) -> Mapping[str, int]:
+        return {}
+
+    def reset_backend_records(self) -> None: ...
+
+
+def test_requests_filed_under_another_category_are_named_not_blamed_on_caching() -> None:
+    records = _Records([BackendRequest("get_orders", "market_data", float(n)) for n in range(8)])
+
+    with pytest.raises(pytest.fail.Exception, match=r"get_orders as 'market_data'") as caught:
+        arrivals("RL-4", records, 8, "trading")
+    assert "caching" not in str(caught.value)
+
+
+def test_requests_that_never_arrived_are_blamed_on_caching() -> None:
+    with pytest.raises(pytest.fail.Exception, match="no caching or coalescing"):
+        arrivals("RL-1", _Records([]), 3)
