@@ -5,10 +5,10 @@ Offered through the `provide_conformance_harness` hook, so that
 of the plugin that uses `conformance_tests`.
 
 It speaks harness protocol version 2 with what the bridge and the proxy offer: failures injected
-with `BridgeServer.fail_next` (a refusal as over budget carries no retry-after that way), connections
-and arrivals counted at the `FaultProxy`, orders cancelled through the bridge's broker. The bridge
-pages candles at its own size, always de-duplicates orders, and keeps no record of its replies, so
-`force_page_size` reports that size and there is no `disable_deduplication` or `served_values`.
+with `BridgeServer.fail_next` (a budget refusal with its retry-after trailer included), candle pages
+of the size asked for (`serve_pages_of`), de-duplication switched off in the bridge's broker,
+connections and arrivals counted at the `FaultProxy`, orders cancelled through the broker. The
+bridge keeps no record of its replies, so there is no `served_values`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import grpc
 from broker_plugins import Backoff, RateLimitsSpec
 from conformance_tests import BackendConnection, BackendRequest, BreakMode, Failure, FaultProxy
 from grpc_plugin._gateway import GrpcBrokerGateway
-from grpc_plugin.bridge import DEFAULT_ACCOUNT, MAX_PAGE_SIZE, BridgeConfig, BridgeServer
+from grpc_plugin.bridge import DEFAULT_ACCOUNT, BridgeConfig, BridgeServer
 
 __all__ = ["GrpcHarness"]
 
@@ -44,6 +44,7 @@ _METHODS = {
 _STATUS = {
     Failure.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     Failure.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Failure.RATE_LIMITED_RETRY_AFTER: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 _HEALTH_CHECK_INTERVAL = 0.2
@@ -58,9 +59,7 @@ _GATEWAY_SETTINGS = {
     "unavailable_timeout": 0.5,
     "connect_timeout": 5.0,
     "reconnect_backoff": Backoff(initial=0.05, maximum=0.3),
-    # Candles get longer: RL-13 reads three of the bridge's 50,000-candle pages, whose first
-    # computation takes a second or more on a busy machine.
-    "timeouts": {"market_data": 20.0, "trading": 5.0, "account": 5.0},
+    "timeouts": 5.0,
     # The in-process bridge shares the event loop with the gateway, so a request is observed
     # arriving only when the loop gets to it: tens of milliseconds late when 50 tasks are busy.
     "rate_limit_margin": 0.03,
@@ -123,9 +122,11 @@ class GrpcHarness:
         ]
 
     def backend_orders(self) -> Mapping[str, int]:
-        # The bridge keeps one order per client_order_id (that is its de-duplication), so a count
-        # above one cannot happen here; an order under a new id shows up as a second key.
-        return {key: 1 for key in self._bridge.orders_by_client_order_id() if key not in self._orders_before}
+        counts = self._bridge.broker.order_counts(DEFAULT_ACCOUNT)
+        return {key: count for key, count in counts.items() if key not in self._orders_before}
+
+    async def disable_deduplication(self) -> None:
+        self._bridge.broker.deduplicate = False
 
     def reset_backend_records(self) -> None:
         self._bridge.clear_requests()
@@ -137,12 +138,14 @@ class GrpcHarness:
     async def fail_next_requests(
         self, count: int, failure: Failure, retry_after: float | None = None
     ) -> None:
-        self._bridge.fail_next(count, _STATUS[failure], f"injected by the conformance harness: {failure}")
+        hint = retry_after if failure is Failure.RATE_LIMITED_RETRY_AFTER else None
+        message = f"injected by the conformance harness: {failure}"
+        self._bridge.fail_next(count, _STATUS[failure], message, retry_after=hint)
 
     async def force_page_size(self, size: int) -> int:
-        # The bridge serves as many candles per page as it likes (up to the request's page_size, which
-        # the gateway leaves at 0): the suite asks for enough candles to need several of its pages.
-        return MAX_PAGE_SIZE
+        # The gateway leaves a request's page size unset, so the bridge's own choice decides.
+        self._bridge.serve_pages_of(size)
+        return size
 
     def backend_connections(self) -> Sequence[BackendConnection]:
         return self._live_proxy().connection_records()

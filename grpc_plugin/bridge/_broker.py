@@ -77,6 +77,9 @@ class PaperBroker:
         self._next_number = 1 + max((int(o[len(_ORDER_ID_PREFIX) :]) for o in self._orders), default=0)
         self._matcher = Matcher(market)
         self._checked_day = -1
+        self.deduplicate = True
+        """False only in tests: every PlaceOrder creates an order, as a broker without idempotent
+        order entry does (to show what a gateway's blind resend would do)."""
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -118,6 +121,14 @@ class PaperBroker:
             and (not symbol or order.symbol == symbol)
             and (updated_since_ns is None or order.update_ns >= updated_since_ns)
         ]
+
+    def order_counts(self, account: str) -> dict[str, int]:
+        """How many orders `account` holds under each client_order_id (the tests' backdoor)."""
+        counts: dict[str, int] = {}
+        for order in self._orders.values():
+            if order.account == account:
+                counts[order.client_order_id] = counts.get(order.client_order_id, 0) + 1
+        return counts
 
     def orders_by_client_order_id(self, account: str) -> dict[str, PaperOrder]:
         """Every order of `account`, keyed by client_order_id (the tests' backdoor)."""
@@ -166,7 +177,7 @@ class PaperBroker:
         raises `AlreadyExistsError` if it is another one (nothing is created or changed).
         """
         existing = self.placed(account, request.client_order_id)
-        if existing is None:
+        if existing is None or not self.deduplicate:
             return self._create(account, request), False
         differ = differences(existing, request)
         if differ:

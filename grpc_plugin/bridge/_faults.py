@@ -16,6 +16,8 @@ class InjectedFailure:
 
     code: grpc.StatusCode
     message: str
+    retry_after: float | None = None
+    """Seconds sent in the `retry-after-ms` trailer, if any (a budget refusal that says how long)."""
 
 
 class Faults:
@@ -44,12 +46,17 @@ class Faults:
             raise ValueError(f"delay must not be negative, got {seconds}")
         self.placement_delay = seconds
 
-    def fail_next(self, count: int, code: grpc.StatusCode, message: str = "") -> None:
-        """Fail the next `count` bridge calls with `code` before they do anything."""
+    def fail_next(
+        self, count: int, code: grpc.StatusCode, message: str = "", *, retry_after: float | None = None
+    ) -> None:
+        """Fail the next `count` bridge calls with `code` before they do anything (with a
+        `retry-after-ms` trailer of `retry_after` seconds when given)."""
         if count < 0 or code is grpc.StatusCode.OK:
             raise ValueError("fail_next needs a count >= 0 and a status code other than OK")
+        if retry_after is not None and not 0 <= retry_after < 86_400:
+            raise ValueError(f"retry_after must be seconds from 0 to a day, got {retry_after}")
         text = message or f"injected fault: {code.name}"
-        self._failures.extend(InjectedFailure(code, text) for _ in range(count))
+        self._failures.extend(InjectedFailure(code, text, retry_after) for _ in range(count))
 
     def take_failure(self) -> InjectedFailure | None:
         """The failure for this call, if one is pending (consumes it)."""

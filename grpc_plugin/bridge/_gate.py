@@ -141,6 +141,9 @@ class CallGate:
         """The account if the call may proceed, else the status and message to refuse it with."""
         failure = self._faults.take_failure()
         if failure is not None:
+            if failure.retry_after is not None:
+                injected_ms = f"{failure.retry_after * 1000:g}"
+                context.set_trailing_metadata(((RETRY_AFTER_KEY, injected_ms),))
             return failure.code, failure.message
         if account is None:
             return grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED

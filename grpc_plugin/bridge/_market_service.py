@@ -12,7 +12,7 @@ from grpc_plugin.bridge._faults import Faults
 from grpc_plugin.bridge._feed import QuoteFeed
 from grpc_plugin.bridge._gate import CallGate, Context
 from grpc_plugin.bridge._market import Market
-from grpc_plugin.bridge._paging import CandleRange, resolve_page
+from grpc_plugin.bridge._paging import MAX_PAGE_SIZE, CandleRange, resolve_page
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2 as md
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2_grpc as md_grpc
 
@@ -30,6 +30,8 @@ class MarketDataServicer(md_grpc.MarketDataServiceServicer):
         self._feed = feed
         self._gate = gate
         self._faults = faults
+        self.page_size = MAX_PAGE_SIZE
+        """Candles per page when a request leaves `page_size` unset (a bridge may choose its own)."""
 
     async def GetCandles(self, request: md.GetCandlesRequest, context: Context) -> md.GetCandlesResponse:
         """One page of candles."""
@@ -46,7 +48,7 @@ class MarketDataServicer(md_grpc.MarketDataServiceServicer):
                 if request.HasField("end_time")
                 else None,
                 limit=request.limit if request.HasField("limit") else None,
-                page_size=request.page_size,
+                page_size=request.page_size or self.page_size,
                 page_token=request.page_token,
                 fingerprint=self.page_fingerprint(request),
             )

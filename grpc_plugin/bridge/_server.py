@@ -36,6 +36,7 @@ from grpc_plugin.bridge._market import Market
 from grpc_plugin.bridge._market_service import MarketDataServicer
 from grpc_plugin.bridge._options import MAX_REQUEST_BYTES, SERVER_OPTIONS
 from grpc_plugin.bridge._orders import PaperOrder
+from grpc_plugin.bridge._paging import MAX_PAGE_SIZE
 from grpc_plugin.bridge._trading_service import TradingServicer
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2, trading_pb2
 
@@ -268,9 +269,11 @@ class BridgeServer:
         """Make the broker take `seconds` to accept each new order; see `Faults.delay_placement`."""
         self.faults.delay_placement(seconds)
 
-    def fail_next(self, count: int, code: grpc.StatusCode, message: str = "") -> None:
-        """Fail the next `count` bridge calls with status `code`."""
-        self.faults.fail_next(count, code, message)
+    def fail_next(
+        self, count: int, code: grpc.StatusCode, message: str = "", *, retry_after: float | None = None
+    ) -> None:
+        """Fail the next `count` bridge calls with status `code` (and a `retry-after-ms` trailer)."""
+        self.faults.fail_next(count, code, message, retry_after=retry_after)
 
     def stall_streams(self) -> None:
         """Keep streams open but send nothing until `release_streams`."""
@@ -290,6 +293,14 @@ class BridgeServer:
     def requests(self) -> list[RequestRecord]:
         """Every bridge call received (oldest first, up to `record_limit`), admitted or not."""
         return list(self._gate.records) if self._gate is not None else []
+
+    def serve_pages_of(self, size: int) -> None:
+        """Serve GetCandles pages of at most `size` candles when a request leaves its page size unset."""
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page size must be from 1 to {MAX_PAGE_SIZE}, got {size}")
+        if self._servicers is None:
+            raise RuntimeError("the bridge is not started")
+        self._servicers[0].page_size = size
 
     def clear_requests(self) -> None:
         """Forget the recorded calls."""

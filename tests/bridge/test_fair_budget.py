@@ -104,6 +104,7 @@ def _spawn_clients(target: str, count: int, go: Path, seconds: float) -> list[su
     return clients
 
 
+@pytest.mark.slow
 async def test_three_processes_on_one_account_each_get_a_share_and_never_more_than_the_budget(
     start_bridge: StartBridge, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from grpc_plugin.bridge import RETRY_AFTER_KEY, BridgeServer, Window
@@ -223,3 +224,25 @@ async def test_cut_drops_connections_and_restore_listens_on_the_same_port(
         tr.GetOrderRequest(client_order_id="cut-1"), wait_for_ready=True, timeout=CALL_TIMEOUT
     )
     assert found.order.order_id == placed.order.order_id
+
+
+async def test_test_switches_retry_after_page_size_and_deduplication(
+    client: Client, bridge: BridgeServer
+) -> None:
+    bridge.fail_next(1, grpc.StatusCode.RESOURCE_EXHAUSTED, retry_after=0.0125)
+    error = await rpc_error(client.market.GetQuote(QUOTE, timeout=CALL_TIMEOUT))
+    assert dict(error.trailing_metadata() or ())[RETRY_AFTER_KEY] == "12.5"
+    bridge.serve_pages_of(7)
+    request = md.GetCandlesRequest(symbol="AAPL", interval=md.INTERVAL_ONE_MINUTE, limit=20)
+    page = await client.market.GetCandles(request, timeout=CALL_TIMEOUT)
+    assert len(page.open_time_unix_ms) == 7
+    assert page.next_page_token
+    bridge.broker.deduplicate = False
+    for _ in range(2):
+        await client.trading.PlaceOrder(market_order("twice", "AAPL", tr.SIDE_BUY, 1), timeout=CALL_TIMEOUT)
+    assert bridge.broker.order_counts("paper")["twice"] == 2
+    for bad in (0, 10**9):
+        with pytest.raises(ValueError, match="page size must be"):
+            bridge.serve_pages_of(bad)
+    with pytest.raises(ValueError, match="retry_after must be"):
+        bridge.fail_next(1, grpc.StatusCode.RESOURCE_EXHAUSTED, retry_after=-1)

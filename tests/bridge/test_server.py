@@ -90,6 +90,7 @@ def test_the_server_runs_with_grpcs_stock_keepalive_enforcement() -> None:
     assert not any(name.startswith("grpc.keepalive") for name in names)
 
 
+@pytest.mark.slow
 async def test_a_client_that_pings_an_idle_connection_every_second_gets_goaway(
     bridge: BridgeServer, connect: Callable[..., Client]
 ) -> None:

@@ -17,6 +17,7 @@ from tests.bridge.conftest import BridgeProcess
 from tests.bridge_kit.running import TOKEN, bridge_thread, kit_arguments, prepare, run_kit_inline, verdicts
 
 
+@pytest.mark.slow
 def test_the_reference_bridge_passes_the_whole_kit(
     bridge_processes: Callable[..., BridgeProcess], pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -237,6 +237,7 @@ def test_a_configured_connection_is_used_and_flags_override_it(
     assert cli("--connection", "nope", "balance").code == ExitCode.USAGE
 
 
+@pytest.mark.slow
 def test_health_reports_every_configured_connection(cli: RunCli, bridge: Served, tmp_path: Path) -> None:
     config = tmp_path / "brokers.toml"
     config.write_text(
@@ -264,6 +265,7 @@ def test_health_of_the_embedded_bridge(cli: RunCli) -> None:
     assert (row["connection"], row["healthy"]) == ("embedded", True)
 
 
+@pytest.mark.slow
 def test_tls_options_reach_a_tls_bridge(cli: RunCli, serve: Callable[..., Served], pki: Pki) -> None:
     served = serve("--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key))
     result = cli("--target", served.address, "--ca-cert", str(pki.ca), "quote", "AAPL", "--json")

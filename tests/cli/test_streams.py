@@ -36,6 +36,7 @@ def test_watch_stops_after_a_duration(cli: RunCli) -> None:
     assert "[connected]" in result.out.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_watch_shows_a_reconnect_and_resumes(
     cli: RunCli, serve: Callable[..., Served], tmp_path: Path
 ) -> None:
@@ -150,6 +151,7 @@ def test_conformance_of_a_gateway_without_a_harness_is_a_plugin_error(cli: RunCl
 
 
 @pytest.mark.skipif(not MEMORY_EXAMPLE.is_dir(), reason="the memory_broker example is not in this tree")
+@pytest.mark.slow
 def test_conformance_runs_the_suite_and_prints_each_clause(
     cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -52,3 +52,11 @@ def _runs_under_way(request: pytest.FixtureRequest) -> None:
     """When some test will wait for the suite runs, the first test of this directory starts them."""
     if request.config.stash.get(_WANTED, False):
         request.getfixturevalue("suite_runs")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that read the suite's runs share one test worker: the runs start once per worker,
+    and twenty suite processes side by side on two cores would only measure each other."""
+    for item in items:
+        if "suite_runs" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("conformance-runs"))

@@ -12,7 +12,6 @@ from tests.conformance.suite_runs import StartedRun, describe, named_clauses
 _RUN_BOUND = 100.0
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("gateway", "expected"),
     [
@@ -33,7 +32,6 @@ def test_the_suite_fails_a_broken_gateway_on_its_clauses(
         assert named_clauses(results[clause].text) == {clause}, results[clause].text
 
 
-@pytest.mark.slow
 def test_a_leak_report_names_the_tasks_the_gateway_started(suite_runs: dict[str, StartedRun]) -> None:
     results = suite_runs[group_of("UnownedTaskGateway")].results(_RUN_BOUND)["TestUnownedTaskGateway"]
 

@@ -44,7 +44,6 @@ def _install_entry_point(pytester: pytest.Pytester) -> None:
     pytester.syspathinsert(site)
 
 
-@pytest.mark.slow
 def test_the_example_plugin_passes_every_clause_in_the_readme_order(
     suite_runs: dict[str, StartedRun],
 ) -> None:
@@ -65,6 +64,7 @@ def test_the_suite_runs_by_gateway_name_with_no_test_code(pytester: pytest.Pytes
     result.assert_outcomes(passed=3)
 
 
+@pytest.mark.slow
 def test_by_name_outside_any_project_the_suite_runs_without_warnings(pytester: pytest.Pytester) -> None:
     # No pytest configuration at all here: pytest-asyncio would warn that its loop scope is unset.
     result = pytester.runpytest_subprocess(

@@ -3,8 +3,6 @@ others skip, naming the harness member (or failure) the reference bridge does no
 
 from __future__ import annotations
 
-import pytest
-
 from tests.conformance.suite_plan import GRPC_RUN, halves
 from tests.conformance.suite_runs import StartedRun, describe, whole
 from tests.conformance.test_example_plugin import readme_clauses
@@ -12,13 +10,10 @@ from tests.conformance.test_example_plugin import readme_clauses
 _RUN_BOUND = 100.0
 # What the reference bridge cannot do (yet), and the member each skip must name.
 _SKIPPED = {
-    "RL-12": "RATE_LIMITED_RETRY_AFTER",  # fail_next() carries no retry-after trailer
-    "OR-3": "disable_deduplication",  # the bridge always de-duplicates on client_order_id
     "DV-1": "served_values",  # the bridge keeps no record of its replies
 }
 
 
-@pytest.mark.slow
 def test_the_grpc_plugin_passes_every_clause_its_harness_can_stage(suite_runs: dict[str, StartedRun]) -> None:
     results = whole(suite_runs, halves(GRPC_RUN), _RUN_BOUND)
 

@@ -97,6 +97,7 @@ def _rss_bytes() -> int:
 @pytest.mark.skipif(
     not os.path.isdir("/proc/self/fd"), reason="counts file descriptors through /proc (Linux)"
 )
+@pytest.mark.slow
 async def test_twenty_outages_in_a_row_leak_nothing(
     proxied: tuple[BridgeServer, FaultProxy], gateways: MakeGateway
 ) -> None:
