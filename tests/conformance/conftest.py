@@ -25,13 +25,17 @@ _WANTED = pytest.StashKey[bool]()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Within this directory, the tests that wait for a suite run go last: the runs start with the
-    directory's first test, and the others run meanwhile."""
+    """Within this directory, the tests that wait for a suite run go last (the runs start with the
+    directory's first test, and the others run meanwhile), all on one test worker."""
     ours = [index for index, item in enumerate(items) if _HERE in Path(item.path).parents]
     if not ours:
         return
     block = [items[index] for index in ours]
     waiting = [item for item in block if "suite_runs" in getattr(item, "fixturenames", ())]
+    for item in waiting:
+        # One test worker for them all: the runs start once per worker, and twenty suite processes
+        # side by side on two cores would only measure each other.
+        item.add_marker(pytest.mark.xdist_group("conformance-runs"))
     others = [item for item in block if item not in waiting]
     for index, item in zip(ours, others + waiting, strict=True):
         items[index] = item
@@ -52,11 +56,3 @@ def _runs_under_way(request: pytest.FixtureRequest) -> None:
     """When some test will wait for the suite runs, the first test of this directory starts them."""
     if request.config.stash.get(_WANTED, False):
         request.getfixturevalue("suite_runs")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that read the suite's runs share one test worker: the runs start once per worker,
-    and twenty suite processes side by side on two cores would only measure each other."""
-    for item in items:
-        if "suite_runs" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("conformance-runs"))
