@@ -200,8 +200,22 @@ def build_parser(
         conformance,
         connects=False,
     )
-    suite.add_argument("name", metavar="NAME", help="registered gateway name")
-    suite.usage = f"{PROG} conformance NAME [--suite-timeout SECONDS] [-- PYTEST_ARG ...]"
+    suite.add_argument("name", metavar="NAME", nargs="?", help="registered gateway name")
+    suite.usage = (
+        f"{PROG} conformance NAME | --bridge HOST:PORT [--paper] [--budget CALLS/SECONDS] [--tls-ca PEM]"
+        " [--suite-timeout SECONDS] [-- PYTEST_ARG ...]"
+    )
+    kit = suite.add_argument_group("the bridge kit (a server of broker.bridge.v1, judged over the wire)")
+    kit.add_argument(
+        "--bridge", metavar="HOST:PORT", help="run the bridge kit on this server (token: $BROKERCTL_TOKEN)"
+    )
+    kit.add_argument(
+        "--paper", action="store_true", help="also clauses that place orders: paper accounts only"
+    )
+    kit.add_argument(
+        "--budget", metavar="CALLS/SECONDS", help="also budget clauses, for a bridge with this budget"
+    )
+    kit.add_argument("--tls-ca", type=Path, metavar="PEM", help="TLS, trusting this CA")
     suite.add_argument(
         "--suite-timeout",
         type=_positive_float,

@@ -20,14 +20,15 @@ from xml.etree import ElementTree
 import attrs
 
 from broker_plugins.cli._context import Context
-from broker_plugins.cli._exit import CliError, ExitCode
+from broker_plugins.cli._exit import CliError, ExitCode, UsageError
 from broker_plugins.cli._output import Column, table
 from broker_plugins.cli._output import is_terminal as _is_terminal
 
-__all__ = ["ClauseVerdict", "conformance", "parse_report", "pytest_command"]
+__all__ = ["ClauseVerdict", "conformance", "kit_command", "parse_report", "pytest_command"]
 
-_CLAUSE_IN_MESSAGE = re.compile(r"\[([A-Z]{1,8}-\d+)\]")
-_CLAUSE_IN_NAME = re.compile(r"^test_([a-z]{1,8})(\d+)_")
+_CLAUSE_IN_MESSAGE = re.compile(r"\[([A-Z]{1,8}(?:-[A-Z]{1,8})?-\d+)\]")
+_CLAUSE_IN_NAME = re.compile(r"^test_([a-z]{1,8}(?:_[a-z]{1,8})?)(\d+)_")
+_TOKEN_VARIABLE = "BROKERCTL_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 _PYTEST_USAGE = 4
 _NO_TESTS = 5
 
@@ -44,14 +45,26 @@ class ClauseVerdict:
 
 def pytest_command(gateway_name: str, report: Path, config: Path, extra: list[str]) -> list[str]:
     """The child process that runs the suite on `gateway_name`."""
+    return _pytest(["--pyargs", "conformance_tests", "--broker-gateway", gateway_name], report, config, extra)
+
+
+def kit_command(
+    target: str, report: Path, config: Path, extra: list[str], *, token_variable: str | None
+) -> list[str]:
+    """The child process that runs the bridge kit on the server at `target` (the token, if any, is
+    read by the kit from the variable named, so that it never shows in a process list)."""
+    kit = ["--pyargs", "conformance_tests.bridge", "--bridge-target", target]
+    if token_variable is not None:
+        kit += ["--bridge-token-env", token_variable]
+    return _pytest(kit, report, config, extra)
+
+
+def _pytest(what: list[str], report: Path, config: Path, extra: list[str]) -> list[str]:
     return [
         sys.executable,
         "-m",
         "pytest",
-        "--pyargs",
-        "conformance_tests",
-        "--broker-gateway",
-        gateway_name,
+        *what,
         "-c",
         str(config),
         "-p",
@@ -68,7 +81,7 @@ def _clause_of(name: str, message: str) -> str:
         return found.group(1)
     named = _CLAUSE_IN_NAME.match(name)
     if named:
-        return f"{named.group(1).upper()}-{named.group(2)}"
+        return f"{named.group(1).upper().replace('_', '-')}-{named.group(2)}"
     return name
 
 
@@ -79,6 +92,7 @@ def parse_report(xml: str) -> list[ClauseVerdict]:
     verdicts: list[ClauseVerdict] = []
     for case in root.iter("testcase"):
         name = case.get("name", "")
+        declared = case.find("properties/property[@name='clause']")
         verdict, message = "passed", ""
         for tag in ("failure", "error", "skipped"):
             outcome = case.find(tag)
@@ -87,9 +101,8 @@ def parse_report(xml: str) -> list[ClauseVerdict]:
                 message = (outcome.get("message") or outcome.text or "").strip()
                 break
         first_line = message.splitlines()[0] if message else ""
-        verdicts.append(
-            ClauseVerdict(clause=_clause_of(name, message), verdict=verdict, test=name, message=first_line)
-        )
+        clause = declared.get("value", "") if declared is not None else _clause_of(name, message)
+        verdicts.append(ClauseVerdict(clause=clause, verdict=verdict, test=name, message=first_line))
     return verdicts
 
 
@@ -135,11 +148,30 @@ def _run(
     return code, "".join(lines)
 
 
+def _kit_flags(ctx: Context) -> list[str]:
+    args = ctx.args
+    if args.bridge is None:
+        if args.paper or args.budget or args.tls_ca:
+            raise UsageError("--paper, --budget and --tls-ca are for the bridge kit: give --bridge HOST:PORT")
+        return []
+    flags = ["--bridge-paper"] if args.paper else []
+    if args.budget:
+        flags += ["--bridge-budget", args.budget]
+    if args.tls_ca:
+        flags += ["--bridge-tls-ca", str(args.tls_ca)]
+    return flags
+
+
 def conformance(ctx: Context) -> ExitCode:
-    """Run the suite on `NAME`; exit 0 when no clause failed, 1 when one did."""
-    name: str = ctx.args.name
+    """Run the suite on gateway `NAME`, or the bridge kit on `--bridge HOST:PORT`; exit 0 when no
+    clause failed, 1 when one did."""
+    bridge: str | None = ctx.args.bridge
+    if (bridge is None) == (ctx.args.name is None):
+        raise UsageError("conformance takes a gateway NAME, or --bridge HOST:PORT for the bridge kit")
+    name: str = bridge or ctx.args.name
+    what = f"the bridge kit on {bridge}" if bridge else f"the conformance suite on gateway {name!r}"
     show = not ctx.json and _is_terminal(ctx.err)
-    ctx.note(f"running the conformance suite on gateway {name!r} (a minute or two) ...")
+    ctx.note(f"running {what} (a minute or two) ...")
 
     def on_line(line: str) -> None:
         found = _PROGRESS.search(line)
@@ -151,7 +183,12 @@ def conformance(ctx: Context) -> ExitCode:
         workdir = Path(directory)
         report, config = workdir / "report.xml", workdir / "pytest.ini"
         config.write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n", encoding="utf-8")
-        command = pytest_command(name, report, config, ["-v", *ctx.args.pytest_args])
+        extra = ["-v", *_kit_flags(ctx), *ctx.args.pytest_args]
+        if bridge is None:
+            command = pytest_command(name, report, config, extra)
+        else:
+            token = _TOKEN_VARIABLE if ctx.environ.get(_TOKEN_VARIABLE) else None
+            command = kit_command(bridge, report, config, extra, token_variable=token)
         try:
             code, output = _run(command, workdir, ctx.args.suite_timeout, on_line)
         except subprocess.TimeoutExpired:

@@ -12,7 +12,7 @@ import pytest
 
 from broker_plugins.cli import ExitCode
 from broker_plugins.cli._conformance import _explain, parse_report
-from tests.cli.conftest import RunCli, Served, read_line
+from tests.cli.conftest import TOKEN, RunCli, Served, read_line
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MEMORY_EXAMPLE = REPO_ROOT / "examples" / "memory_broker" / "src"
@@ -191,3 +191,21 @@ def test_the_progress_of_a_suite_names_each_clause_as_it_finishes() -> None:
     assert found is not None
     assert (_clause_of(found.group(1), ""), found.group(2)) == ("RL-2", "PASSED")
     assert _PROGRESS.search("collected 23 items") is None
+
+
+def test_conformance_runs_the_bridge_kit_on_a_server_with_the_token_from_the_environment(
+    cli: RunCli, serve: Callable[..., Served], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = serve("--token", TOKEN, "--no-budget")
+    monkeypatch.setenv("BROKERCTL_TOKEN", TOKEN)
+    result = cli("conformance", "--bridge", served.address, "--json", "--", "-k", "bk_health or bk_auth")
+    assert result.code == ExitCode.OK, result.err
+    report = result.json()
+    clauses = {verdict["clause"]: verdict["verdict"] for verdict in report["clauses"]}
+    assert clauses
+    assert all(clause.startswith(("BK-HEALTH-", "BK-AUTH-")) for clause in clauses)
+    assert set(clauses.values()) == {"passed"}
+    assert TOKEN not in result.out + result.err
+    misuse = cli("conformance", "grpc", "--bridge", served.address)
+    assert misuse.code == ExitCode.USAGE
+    assert cli("conformance", "grpc", "--paper").code == ExitCode.USAGE
