@@ -16,7 +16,7 @@ from broker_plugins._backoff import Backoff
 from broker_plugins._enums import ConnectionState
 from broker_plugins._errors import BrokerError, BrokerTimeoutError, InvalidRequestError
 from broker_plugins._gateway import IBrokerGateway, StateChange
-from broker_plugins._limiter import Limiter
+from broker_plugins._limiter import Limiter, LimiterStats, ObservableLimiter
 from broker_plugins._ratelimit import CATEGORIES, RateLimiter, RateLimitsSpec
 
 __all__ = ["BrokerConnectionManager", "ConnectionStatus"]
@@ -40,6 +40,9 @@ class ConnectionStatus:
     """Failed connect attempts or health checks in a row; 0 while healthy."""
     latency: float | None
     """Round trip of the last successful health check, in seconds."""
+    budget: LimiterStats | None = None
+    """The rate budget of the gateway's limiter (permits, waits, waiters, the broker's last refusal),
+    when the gateway exposes an observable one as `rate_limiter` (every `GatewayBase` does)."""
 
 
 @attrs.define
@@ -140,6 +143,7 @@ class BrokerConnectionManager:
             last_error=entry.last_error,
             attempts=entry.attempts,
             latency=entry.latency,
+            budget=_budget(entry.gateway),
         )
 
     def statuses(self) -> list[ConnectionStatus]:
@@ -267,6 +271,11 @@ class BrokerConnectionManager:
             return True
         entry.last_error = health.error or "unhealthy"
         return False
+
+
+def _budget(gateway: IBrokerGateway) -> LimiterStats | None:
+    limiter = getattr(gateway, "rate_limiter", None)
+    return limiter.stats() if isinstance(limiter, ObservableLimiter) else None
 
 
 def _bug(name: str, operation: str, bug: Exception) -> str:

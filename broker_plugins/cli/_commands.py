@@ -14,6 +14,7 @@ from broker_plugins._entities import Order, OrderRequest
 from broker_plugins._enums import Interval, TimeInForce
 from broker_plugins._errors import BrokerError, BrokerTimeoutError
 from broker_plugins._gateway import HealthStatus, IBrokerGateway
+from broker_plugins._limiter import LimiterStats, ObservableLimiter
 from broker_plugins._manager import BrokerConnectionManager
 from broker_plugins.cli._candles import fetch_candles, parse_time
 from broker_plugins.cli._context import Context
@@ -253,7 +254,8 @@ async def health(ctx: Context) -> ExitCode:
     if not selected:
         async with open_session(ctx, None) as session:
             status = await _checked(session.gateway, timeout)
-            rows.append(_health_row(session.name, session.description, status, None))
+            budget = _budget_of(session.gateway)
+            rows.append(_health_row(session.name, session.description, status, None, budget))
     else:
         manager = BrokerConnectionManager(check_interval=1.0, check_timeout=timeout)
         descriptions: dict[str, str] = {}
@@ -268,7 +270,8 @@ async def health(ctx: Context) -> ExitCode:
                 await manager.wait_connected(timeout)
             for name in manager:
                 status = await _checked(manager[name], timeout)
-                rows.append(_health_row(name, descriptions[name], status, manager.status(name).last_error))
+                known = manager.status(name)
+                rows.append(_health_row(name, descriptions[name], status, known.last_error, known.budget))
         rows.sort(key=lambda row: str(row["connection"]))
     for row in rows:
         row["error"] = ctx.humane(str(row["error"])) if row["error"] else None
@@ -283,6 +286,7 @@ async def health(ctx: Context) -> ExitCode:
                 Column(
                     "LATENCY", lambda r: "-" if r["latency_ms"] is None else f"{r['latency_ms']} ms", True
                 ),
+                Column("BUDGET", lambda r: _budget_text(r.get("budget"))),
                 Column("ERROR", lambda r: r["error"] or ""),
             ],
             rows,
@@ -299,8 +303,34 @@ async def _checked(gateway: IBrokerGateway, timeout: float) -> HealthStatus | No
         return None
 
 
+def _budget_of(gateway: IBrokerGateway) -> LimiterStats | None:
+    limiter = getattr(gateway, "rate_limiter", None)
+    return limiter.stats() if isinstance(limiter, ObservableLimiter) else None
+
+
+def _budget_text(budget: object) -> str:
+    """One cell: permits granted, callers waiting, the slowest waits, a hold after a refusal."""
+    if not isinstance(budget, dict):
+        return "-"
+    categories = budget.get("categories") or []
+    permits = sum(int(c["permits_granted"]) for c in categories)
+    waiting = sum(int(c["waiters"]) for c in categories)
+    p99 = max((float(c["wait_p99"]) for c in categories), default=0.0)
+    text = f"{permits} permits, {waiting} waiting, wait p99 {p99 * 1000:.0f} ms"
+    held = max((float(c["held_for"]) for c in categories), default=0.0)
+    if held > 0:
+        text += f", held {held:.1f} s after a refusal"
+    if budget.get("store_reachable") is False:
+        text += f", store unreachable ({budget.get('store_error')})"
+    return text
+
+
 def _health_row(
-    name: str, where: str, checked: HealthStatus | None, last_error: str | None
+    name: str,
+    where: str,
+    checked: HealthStatus | None,
+    last_error: str | None,
+    budget: LimiterStats | None = None,
 ) -> dict[str, object]:
     if checked is None:
         return _failed_row(name, where, "the health check did not answer")
@@ -317,6 +347,7 @@ def _health_row(
         "healthy": checked.healthy,
         "latency_ms": latency,
         "error": error,
+        "budget": jsonable(budget),
     }
 
 

@@ -201,6 +201,7 @@ def test_health_of_a_bridge_that_refuses_the_token_is_not_healthy(cli: RunCli, b
     assert result.code == ExitCode.UNAVAILABLE
     [row] = result.json()  # type: ignore[misc]
     assert row["healthy"] is False
+    assert row["budget"]["categories"][0]["category"] == "market_data"
     assert "refused the credentials" in row["error"]
     assert "BROKERCTL_TOKEN" in row["error"]
     assert "not-the-token-123" not in result.out + result.err

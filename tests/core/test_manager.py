@@ -206,3 +206,15 @@ def test_one_account_has_one_limiter_whoever_asks() -> None:
         manager.limiter("account-1", RateLimit(5, 1.0))
     with pytest.raises(InvalidRequestError, match="account must be a non-empty string"):
         manager.limiter("", RateLimit(5, 1.0))
+
+
+async def test_a_status_shows_the_gateways_rate_budget() -> None:
+    async with BrokerConnectionManager(**FAST) as manager:
+        gateway = memory(rate_limits=RateLimit(5, 1.0))
+        manager.add("budgeted", gateway)
+        await manager.wait_connected(timeout=2)
+        await gateway.get_quote("ACME")
+        budget = manager.status("budgeted").budget
+        assert budget is not None
+        assert budget.category("market_data").permits_granted == 1
+        assert budget.category("market_data").limits == (RateLimit(5, 1.0),)
