@@ -77,6 +77,8 @@ class EmbeddedBridge:
                     tick_rate=self._tick_rate,
                     # One local user: a server-side budget would only add a way for a demo to fail.
                     budget=(),
+                    # It shares the host's event loop: a disk wait per order would stall the host.
+                    fsync=False,
                 )
             )
             await server.start()

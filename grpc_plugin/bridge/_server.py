@@ -88,6 +88,8 @@ class BridgeConfig:
     retain_updates: int = 10_000
     record_limit: int = 100_000
     max_request_bytes: int = MAX_REQUEST_BYTES
+    fsync: bool = True
+    """Wait for the disk on every journal write (off: a process crash still loses nothing)."""
 
 
 class BridgeServer:
@@ -129,7 +131,9 @@ class BridgeServer:
         if self._broker is not None:
             raise RuntimeError("the bridge is already started")
         config = self.config
-        journal: Journal = SqliteJournal(config.state_path) if config.state_path else MemoryJournal()
+        journal: Journal = (
+            SqliteJournal(config.state_path, fsync=config.fsync) if config.state_path else MemoryJournal()
+        )
         feed = QuoteFeed(self.market)
         broker = PaperBroker(
             self.market,
