@@ -5,6 +5,7 @@ plugins provide gateways through the `register_broker_gateways` hook.
 """
 
 import logging
+from typing import TYPE_CHECKING
 
 from broker_plugins._backoff import Backoff
 from broker_plugins._base import GatewayBase
@@ -51,11 +52,23 @@ from broker_plugins._limiter import CategoryStats, Limiter, LimiterStats, Observ
 from broker_plugins._manager import BrokerConnectionManager, ConnectionStatus
 from broker_plugins._options import GatewayOption
 from broker_plugins._ratelimit import CATEGORIES, RateLimit, RateLimiter, RateLimitsSpec
-from broker_plugins._redis_limiter import RedisRateLimiter
 from broker_plugins._registry import BrokerRegistry
 from broker_plugins._registry_types import GatewayFactory, GatewayInfo, RegisterGateway
 from broker_plugins._state import ConnectionStateTracker
 from broker_plugins.hookspecs import hookimpl, hookspec
+
+if TYPE_CHECKING:
+    from broker_plugins._redis_limiter import RedisRateLimiter
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use: most hosts never share a budget through Redis.
+    if name == "RedisRateLimiter":
+        from broker_plugins._redis_limiter import RedisRateLimiter  # noqa: PLC0415
+
+        return RedisRateLimiter
+    raise AttributeError(f"module 'broker_plugins' has no attribute {name!r}")
+
 
 # A library reports through `logging` and leaves the handlers to the host.
 logging.getLogger("broker_plugins").addHandler(logging.NullHandler())

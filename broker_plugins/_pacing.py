@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-
-from aiolimiter import AsyncLimiter
+from typing import TYPE_CHECKING
 
 from broker_plugins._limits import RateLimit
+
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
 
 __all__ = ["Pacer"]
 
@@ -47,6 +49,9 @@ class Pacer:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Use a fresh bucket in `loop` (a bucket binds to the loop that first uses it)."""
         del loop  # the bucket finds the running loop itself
+        # Imported here: only a paced limit needs it, and every host imports this module.
+        from aiolimiter import AsyncLimiter  # noqa: PLC0415
+
         self._bucket = AsyncLimiter(1, self.interval)
 
     def delay(self, loop_now: float) -> float:

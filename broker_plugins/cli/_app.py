@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import importlib.metadata
 import logging
 import os
@@ -19,15 +20,11 @@ from broker_plugins._errors import BrokerError
 from broker_plugins._options import GatewayOption
 from broker_plugins._registry import BrokerRegistry
 from broker_plugins.cli import _commands
-from broker_plugins.cli._completion import completion
 from broker_plugins.cli._config import CONFIG_ENV, default_config_path, load_config
-from broker_plugins.cli._conformance import conformance
 from broker_plugins.cli._context import Context
-from broker_plugins.cli._demo import demo
 from broker_plugins.cli._exit import CliError, ExitCode, exit_code_for
 from broker_plugins.cli._output import dumps
 from broker_plugins.cli._session import DEFAULT_GATEWAY, embedded_backend
-from broker_plugins.cli._watch import watch
 
 __all__ = ["build_parser", "main"]
 
@@ -44,6 +41,22 @@ exit codes: 0 ok, 1 failure, 2 usage or invalid request, 3 not found, 4 unavaila
 130 interrupted"""
 
 Handler = Callable[[Context], Awaitable[int] | int]
+
+
+def _lazy(module: str, name: str) -> Handler:
+    """A command's handler, imported when the command runs: a start-up pays only for its own."""
+
+    def handler(ctx: Context) -> Awaitable[int] | int:
+        run: Handler = getattr(importlib.import_module(f"broker_plugins.cli.{module}"), name)
+        return run(ctx)
+
+    return handler
+
+
+demo = _lazy("_demo", "demo")
+watch = _lazy("_watch", "watch")
+conformance = _lazy("_conformance", "conformance")
+completion = _lazy("_completion", "completion")
 
 _DEFAULTS: dict[str, object] = {
     "gateway": None,
