@@ -90,6 +90,7 @@ class Connection:
         self.pending = 0
         """Unary calls waiting for their reply (`call_started` / `call_ended`)."""
         self._wake: asyncio.Future[None] | None = None
+        self._wake_at = 0.0
         self.in_flight: set[Any] = set()
         """Every call (unary or stream) on the channel that has not ended."""
         self._severed: set[Any] = set()
@@ -125,7 +126,10 @@ class Connection:
         """A unary call went out: while it waits, the link is proven more often (see `keep_alive`)."""
         self.pending += 1
         wake = self._wake
-        if wake is not None and not wake.done():
+        # Woken only when its pause would outlast the probe a waiting call needs: once per quiet
+        # spell, not once per call.
+        if wake is not None and self._wake_at > time.monotonic() + self._config.health_check_timeout:
+            self._wake = None
             wake.set_result(None)
 
     def call_ended(self) -> None:
@@ -295,6 +299,7 @@ class Connection:
     async def _pause(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         self._wake = wake = loop.create_future()
+        self._wake_at = time.monotonic() + seconds
         timer = loop.call_later(seconds, _resolve, wake)
         try:
             await wake
