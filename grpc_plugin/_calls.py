@@ -48,7 +48,6 @@ class Calls:
         self._limiter = limiter
         self._admit = admit
         self._state = state
-        self._secret = config.token.reveal() if config.token else None
 
     def method(self, service: str, rpc: str) -> Callable[..., Any]:
         """The stub method `rpc` of `service` (`market` or `trading`) on the current channel."""
@@ -60,7 +59,7 @@ class Calls:
 
     def failure(self, exc: grpc.aio.AioRpcError, rpc: str, category: str) -> BrokerError:
         """The error for a failed call, reported to the connection or the limiter as it says."""
-        error = to_broker_error(exc, method=rpc, target=self._config.target, secret=self._secret)
+        error = to_broker_error(exc, method=rpc, target=self._config.target, secret=self._config.secret)
         code = exc.code()
         if code is grpc.StatusCode.UNAVAILABLE:
             self._connection.note_failure(error)

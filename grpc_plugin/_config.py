@@ -113,12 +113,6 @@ def _server_name(value: object) -> str | None:
     return f"must be a name of 1-253 characters, got {_shown(value)}"
 
 
-def _rate_limits(value: object) -> str | None:
-    if value is not None:
-        RateLimiter(value)  # type: ignore[arg-type]  # raises InvalidRequestError saying what is wrong
-    return None
-
-
 def _rate_limiter(value: object) -> str | None:
     if value is None or isinstance(value, Limiter):
         return None
@@ -199,7 +193,7 @@ class GatewayConfig:
     server_name_override: str | None = _field(
         _rule(_server_name), None, "expected TLS server name", flag="--server-name", metavar="NAME"
     )
-    rate_limits: RateLimitsSpec | None = _field(_rule(_rate_limits), None)
+    rate_limits: RateLimitsSpec | None = _field(_optional(object, "rate limits"), None)
     rate_limiter: Limiter | None = _field(_rule(_rate_limiter), None)
     rate_limit_margin: float = _field(_seconds(0, 10), 0.01)
     """Seconds added to every rate-limit window: calls granted a permit together can reach the bridge
@@ -236,6 +230,8 @@ class GatewayConfig:
     reconnect_backoff: Backoff = _field(_rule(_backoff), DEFAULT_BACKOFF)
     max_message_size: int = _field(_rule(_message_size), 64 * 1024 * 1024)
 
+    _limiter: Limiter = attrs.field(init=False, repr=False, eq=False)
+
     def __attrs_post_init__(self) -> None:
         if (self.client_certificate is None) != (self.client_key is None):
             raise InvalidRequestError(
@@ -243,11 +239,27 @@ class GatewayConfig:
             )
         if self.rate_limits is not None and self.rate_limiter is not None:
             raise InvalidRequestError("give rate_limits or rate_limiter, not both")
+        # Parsed once, here: a bad spec fails now, naming what is wrong with it.
+        limiter = self.rate_limiter or RateLimiter(
+            DEFAULT_RATE_LIMITS if self.rate_limits is None else self.rate_limits,
+            margin=self.rate_limit_margin,
+        )
+        object.__setattr__(self, "_limiter", limiter)
+
+    @property
+    def limiter(self) -> Limiter:
+        """The limiter every request takes its permit from: `rate_limiter`, or one of `rate_limits`."""
+        return self._limiter
 
     @property
     def secure(self) -> bool:
         """Whether the channel uses TLS."""
         return self.tls or self.root_certificates is not None or self.client_certificate is not None
+
+    @property
+    def secret(self) -> str | None:
+        """The token itself, for the places that must keep it out of error messages."""
+        return None if self.token is None else self.token.reveal()
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...] | None:

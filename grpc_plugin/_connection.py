@@ -77,7 +77,6 @@ class Connection:
         self._config = config
         self._state = state
         self._set_state = set_state
-        self._secret = config.token.reveal() if config.token else None
         self.metadata = config.metadata
         self._channel: grpc.aio.Channel | None = None
         self.market: market_data_pb2_grpc.MarketDataServiceStub | None = None
@@ -165,10 +164,10 @@ class Connection:
                 passing = exc.code() is grpc.StatusCode.UNAVAILABLE and not definite_failure(exc)
                 if passing and not patient and deadline - loop.time() > 0.05:
                     patient = True  # ride out the channel's own retries, within the deadline
-                    failure = connect_failure(exc, target=self._config.target, secret=self._secret)
+                    failure = connect_failure(exc, target=self._config.target, secret=self._config.secret)
                     continue
                 if not (patient and exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED and failure):
-                    failure = connect_failure(exc, target=self._config.target, secret=self._secret)
+                    failure = connect_failure(exc, target=self._config.target, secret=self._config.secret)
             except BaseException:
                 await channel.close(None)
                 raise
@@ -229,7 +228,7 @@ class Connection:
             reply = await health.Check(_HEALTH_REQUEST, timeout=timeout, metadata=self.metadata)
         except grpc.aio.AioRpcError as exc:
             failure = to_broker_error(
-                exc, method="Health.Check", target=self._config.target, secret=self._secret
+                exc, method="Health.Check", target=self._config.target, secret=self._config.secret
             )
         except grpc.aio.UsageError:
             failure = BrokerUnavailableError(f"health check of {self._config.target}: the channel closed")

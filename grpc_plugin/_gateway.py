@@ -29,7 +29,7 @@ from broker_plugins import (
 )
 from grpc_plugin._calls import Calls
 from grpc_plugin._candle_series import CandleSeries
-from grpc_plugin._config import DEFAULT_RATE_LIMITS, GatewayConfig
+from grpc_plugin._config import GatewayConfig
 from grpc_plugin._connection import Connection
 from grpc_plugin._mapping import (
     balance_from,
@@ -73,10 +73,7 @@ class GrpcBrokerGateway(GatewayBase):
         config = GatewayConfig.from_options(**options)
         super().__init__(
             name="grpc",
-            rate_limits=config.rate_limits,
-            rate_limiter=config.rate_limiter,
-            limit_margin=config.rate_limit_margin,
-            default_rate_limits=DEFAULT_RATE_LIMITS,
+            rate_limiter=config.limiter,
         )
         self._config = config
         self._connection = Connection(config, lambda: self.state, self._set_state)

@@ -7,7 +7,9 @@ the gateway says it did.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -100,7 +102,8 @@ async def test_a_bridge_killed_mid_order_and_restarted_holds_the_order_exactly_o
     async with gateways(first.address, timeouts={"trading": 10.0}) as gateway:
         request = OrderRequest.market("005930", "buy", 1)
         placing = asyncio.ensure_future(gateway.place_order(request))
-        await asyncio.sleep(1.0)  # the bridge has the order committed and is holding the reply
+        # Killed once the bridge's own journal holds the order, while it holds the reply back.
+        await until(lambda: _journaled(state, request.client_order_id))
         first.signal(signal.SIGKILL)
         first.wait(5)
         second = bridge_processes("--state", state, "--no-budget", "--port", port)
@@ -234,3 +237,15 @@ async def test_disconnect_ends_a_stream_that_another_task_reads(
     with pytest.raises(BrokerUnavailableError, match="disconnected"):
         await asyncio.wait_for(consumer, 5)
     assert not gateway._connection.in_flight
+
+
+def _journaled(path: str, client_order_id: str) -> bool:
+    """Whether the bridge's journal (its SQLite file, read on the side) holds that order."""
+    if not Path(path).exists():
+        return False
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        try:
+            rows = db.execute("SELECT body FROM orders").fetchall()
+        except sqlite3.OperationalError:  # the schema is not written yet
+            return False
+    return any(client_order_id in body for (body,) in rows)
