@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar, TypeVar
 
+from broker_plugins._calendar import check_exchange
 from broker_plugins._checks import (
     check_candle_range,
     check_interval,
@@ -78,6 +79,11 @@ class GatewayBase(GatewayLifecycle):
     async def get_instrument(self, symbol: str) -> Instrument:
         """The instrument `symbol` and its trading rules (category `market_data`)."""
         return await self._run("get_instrument", self._get_instrument(check_symbol(symbol)))
+
+    async def list_instruments(self, exchange: str | None = None) -> Sequence[Instrument]:
+        """Every instrument, ordered by symbol, optionally of one exchange (category `market_data`)."""
+        checked = None if exchange is None else check_exchange(exchange)
+        return await self._run("list_instruments", self._list_instruments(checked))
 
     def stream_quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:
         """Quotes of `symbols` as they tick, until the caller stops iterating (a permit per opening)."""
@@ -147,6 +153,9 @@ class GatewayBase(GatewayLifecycle):
 
     @abstractmethod
     async def _get_instrument(self, symbol: str) -> Instrument: ...
+
+    @abstractmethod
+    async def _list_instruments(self, exchange: str | None) -> Sequence[Instrument]: ...
 
     def _stream_quotes(self, symbols: tuple[str, ...]) -> AsyncGenerator[Quote, None]:
         raise self._unsupported("stream quotes")

@@ -147,6 +147,12 @@ class IBrokerGateway(Protocol):
         """The instrument `symbol` and its trading rules (category `market_data`)."""
         ...
 
+    async def list_instruments(self, exchange: str | None = None) -> Sequence[Instrument]:
+        """Every instrument the broker lists, ordered by symbol, optionally only those of `exchange`
+        (category `market_data`, a permit per request). An exchange the broker does not know lists
+        nothing: the result is empty, not an error."""
+        ...
+
     def stream_quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:
         """Quotes of `symbols` as they tick, until the caller stops iterating (category
         `market_data`: a permit per opening, re-openings after an outage included)."""

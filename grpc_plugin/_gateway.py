@@ -154,6 +154,12 @@ class GrpcBrokerGateway(GatewayBase):
         reply = await self._calls.read("market_data", "market", "GetInstrument", request)
         return instrument_from(reply.instrument)
 
+    async def _list_instruments(self, exchange: str | None) -> Sequence[Instrument]:
+        # ListInstruments is not paged: one request, one permit.
+        request = market_data_pb2.ListInstrumentsRequest(exchange=exchange or "")
+        reply = await self._calls.read("market_data", "market", "ListInstruments", request)
+        return sorted((instrument_from(item) for item in reply.instruments), key=lambda i: i.symbol)
+
     def _stream_quotes(self, symbols: tuple[str, ...]) -> AsyncGenerator[Quote, None]:
         """Quotes as they tick; the iterator resumes by itself after a reconnect."""
         return self._streams.quotes(symbols)

@@ -30,7 +30,7 @@ _METHODS = {
     "GetQuote": ("get_quote", "market_data"),
     "GetCandles": ("get_candles", "market_data"),
     "GetInstrument": ("get_instrument", "market_data"),
-    "ListInstruments": ("get_instrument", "market_data"),
+    "ListInstruments": ("list_instruments", "market_data"),
     "StreamQuotes": ("stream_quotes", "market_data"),
     "PlaceOrder": ("place_order", "trading"),
     "CancelOrder": ("cancel_order", "trading"),

@@ -258,6 +258,9 @@ def _market_and_trading_commands(add: Callable[..., argparse.ArgumentParser]) ->
     add("instrument", "an instrument and its trading rules", _commands.instrument).add_argument(
         "symbol", metavar="SYMBOL", help="instrument code"
     )
+    add("instruments", "every instrument the broker lists", _commands.instruments).add_argument(
+        "--exchange", metavar="EXCHANGE", help="only instruments of this exchange, e.g. KRX or NASDAQ"
+    )
     order = add("order", "place an order (market, or limit with --price)", _commands.order)
     order.add_argument("side", choices=["buy", "sell"], help="buy or sell")
     order.add_argument("symbol", metavar="SYMBOL", help="instrument code")

@@ -76,6 +76,21 @@ def test_instrument_shows_the_trading_rules(cli: RunCli) -> None:
     assert "tick size  100" in cli("instrument", "005930").out
 
 
+def test_instruments_are_listed_and_filtered_by_exchange(cli: RunCli) -> None:
+    listed = cli("instruments", "--json").json()
+    assert len(listed) == 12
+    assert [i["symbol"] for i in listed] == sorted(i["symbol"] for i in listed)
+    table = cli("instruments", "--exchange", "NASDAQ").out.splitlines()
+    assert table[0].split() == ["SYMBOL", "NAME", "EXCHANGE", "CURRENCY", "TICK", "LOT"]
+    assert [line.split()[0] for line in table[1:]] == ["AAPL", "AMZN", "GOOGL", "MSFT", "NVDA", "TSLA"]
+    unknown = cli("instruments", "--exchange", "LSE")
+    assert unknown.code == ExitCode.OK
+    assert "no instruments on exchange 'LSE'" in unknown.err
+    malformed = cli("instruments", "--exchange", "no spaces")
+    assert malformed.code == ExitCode.USAGE
+    assert "exchange must be" in error_line(malformed.err)
+
+
 def test_candles_come_oldest_first_with_exact_prices(cli: RunCli) -> None:
     result = cli("candles", "AAPL", "--interval", "5m", "--limit", "4", "--json")
     assert result.code == ExitCode.OK, result.err

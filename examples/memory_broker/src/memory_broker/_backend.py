@@ -103,6 +103,7 @@ class MemoryBackend:
             "get_quote": self.quote,
             "get_candles": self._candles,
             "get_instrument": self._instrument,
+            "list_instruments": self._list_instruments,
             "stream_quotes": self._subscribe,
             "stream_order_updates": self._subscribe_updates,
             "place_order": self._place,
@@ -171,6 +172,10 @@ class MemoryBackend:
             return self._instruments[symbol]
         except KeyError:
             raise NotFoundError(f"no instrument {symbol!r}") from None
+
+    def _list_instruments(self, exchange: str | None) -> list[Instrument]:
+        listed = sorted(self._instruments.values(), key=lambda i: i.symbol)
+        return [i for i in listed if exchange is None or i.exchange == exchange]
 
     def _subscribe(self, symbols: Sequence[str]) -> None:
         for symbol in symbols:

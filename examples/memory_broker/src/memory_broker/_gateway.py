@@ -142,6 +142,10 @@ class MemoryBrokerGateway(GatewayBase):
     async def _get_instrument(self, symbol: str) -> Instrument:
         return cast(Instrument, await self._read("market_data", "get_instrument", {"symbol": symbol}))
 
+    async def _list_instruments(self, exchange: str | None) -> Sequence[Instrument]:
+        answer = await self._read("market_data", "list_instruments", {"exchange": exchange})
+        return cast("list[Instrument]", answer)
+
     async def _place_order(self, request: OrderRequest) -> Order:
         try:
             order = cast(Order, await self._send("trading", "place_order", {"request": request}))
