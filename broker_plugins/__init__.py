@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from broker_plugins._backoff import Backoff
 from broker_plugins._base import GatewayBase
+from broker_plugins._calendar import MarketCalendar, SessionKind, TradingSession, check_exchange
 from broker_plugins._checks import check_symbol, to_decimal
 from broker_plugins._entities import (
     Balance,
@@ -102,6 +103,7 @@ __all__ = [
     "InvalidRequestError",
     "Limiter",
     "LimiterStats",
+    "MarketCalendar",
     "NotFoundError",
     "Number",
     "ObservableLimiter",
@@ -122,12 +124,15 @@ __all__ = [
     "RateLimitsSpec",
     "RedisRateLimiter",
     "RegisterGateway",
+    "SessionKind",
     "SharedBudgetUnavailableError",
     "Side",
     "StateChange",
     "StateListener",
     "TimeInForce",
+    "TradingSession",
     "UnknownGatewayError",
+    "check_exchange",
     "check_symbol",
     "hookimpl",
     "hookspec",

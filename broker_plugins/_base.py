@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import ClassVar, TypeVar
 
-from broker_plugins._calendar import check_exchange
+from broker_plugins._calendar import MarketCalendar, check_date_range, check_exchange
 from broker_plugins._checks import (
     check_candle_range,
     check_interval,
@@ -84,6 +84,14 @@ class GatewayBase(GatewayLifecycle):
         """Every instrument, ordered by symbol, optionally of one exchange (category `market_data`)."""
         checked = None if exchange is None else check_exchange(exchange)
         return await self._run("list_instruments", self._list_instruments(checked))
+
+    async def get_market_calendar(
+        self, exchange: str, *, start: date | None = None, end: date | None = None
+    ) -> MarketCalendar:
+        """Sessions, time zone and holidays of `exchange` (category `market_data`; `MARKET_CALENDAR`)."""
+        checked = check_exchange(exchange), *check_date_range(start, end)
+        self._require(Capability.MARKET_CALENDAR, "report market calendars")
+        return await self._run("get_market_calendar", self._get_market_calendar(*checked))
 
     def stream_quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:
         """Quotes of `symbols` as they tick, until the caller stops iterating (a permit per opening)."""
@@ -156,6 +164,11 @@ class GatewayBase(GatewayLifecycle):
 
     @abstractmethod
     async def _list_instruments(self, exchange: str | None) -> Sequence[Instrument]: ...
+
+    async def _get_market_calendar(
+        self, exchange: str, start: date | None, end: date | None
+    ) -> MarketCalendar:
+        raise self._unsupported("report market calendars")
 
     def _stream_quotes(self, symbols: tuple[str, ...]) -> AsyncGenerator[Quote, None]:
         raise self._unsupported("stream quotes")

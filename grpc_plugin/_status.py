@@ -34,6 +34,7 @@ __all__ = [
     "ERRORS",
     "RETRY_AFTER_KEY",
     "TOKEN_HINT",
+    "UnimplementedError",
     "connect_failure",
     "definite_failure",
     "retry_after",
@@ -44,6 +45,11 @@ RETRY_AFTER_KEY = "retry-after-ms"
 TOKEN_HINT = "pass the bridge's token as token=... (brokerctl: --token or BROKERCTL_TOKEN)"  # noqa: S105
 _MAX_DETAILS = 300
 """Characters of a bridge's error details shown in a message: a bridge may echo a huge input."""
+
+
+class UnimplementedError(BrokerInternalError):
+    """UNIMPLEMENTED: the bridge does not serve the method (one older than it, for an optional RPC)."""
+
 
 _S = grpc.StatusCode
 ERRORS: dict[grpc.StatusCode, type[BrokerError]] = {
@@ -122,6 +128,8 @@ def to_broker_error(
         return RateLimitExceededError(message, retry_after=retry_after(error))
     if code is _S.UNAUTHENTICATED:
         return AuthenticationError(f"{message}; {TOKEN_HINT}")
+    if code is _S.UNIMPLEMENTED:
+        return UnimplementedError(message)
     return ERRORS.get(code, BrokerInternalError)(message)
 
 

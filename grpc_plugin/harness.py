@@ -31,6 +31,7 @@ _METHODS = {
     "GetCandles": ("get_candles", "market_data"),
     "GetInstrument": ("get_instrument", "market_data"),
     "ListInstruments": ("list_instruments", "market_data"),
+    "GetMarketCalendar": ("get_market_calendar", "market_data"),
     "StreamQuotes": ("stream_quotes", "market_data"),
     "PlaceOrder": ("place_order", "trading"),
     "CancelOrder": ("cancel_order", "trading"),

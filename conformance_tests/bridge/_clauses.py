@@ -159,7 +159,7 @@ CLAUSES: tuple[Clause, ...] = (
         "BK-AUTH-1",
         "every RPC refuses a missing or wrong token with UNAUTHENTICATED, before anything else",
         Needs.TOKEN,
-        26,
+        28,
         (_R_AUTH_REFUSE, _R_AUTH_FIRST),
     ),
     Clause(
