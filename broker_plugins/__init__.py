@@ -55,6 +55,7 @@ from broker_plugins._options import GatewayOption
 from broker_plugins._ratelimit import CATEGORIES, RateLimit, RateLimiter, RateLimitsSpec
 from broker_plugins._registry import BrokerRegistry
 from broker_plugins._registry_types import GatewayFactory, GatewayInfo, RegisterGateway
+from broker_plugins._staleness import StaleListener, StaleStream
 from broker_plugins._state import ConnectionStateTracker
 from broker_plugins.hookspecs import hookimpl, hookspec
 
@@ -127,6 +128,8 @@ __all__ = [
     "SessionKind",
     "SharedBudgetUnavailableError",
     "Side",
+    "StaleListener",
+    "StaleStream",
     "StateChange",
     "StateListener",
     "TimeInForce",

@@ -11,8 +11,9 @@ refused, and an exception from the subclass that is not a `BrokerError` (a bug) 
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import ClassVar, TypeVar
@@ -40,6 +41,7 @@ from broker_plugins._entities import (
 from broker_plugins._enums import Capability, Interval
 from broker_plugins._errors import BrokerError, InvalidRequestError
 from broker_plugins._lifecycle import GatewayLifecycle
+from broker_plugins._staleness import StaleListener, StaleReports, StaleStream
 
 __all__ = ["GatewayBase"]
 
@@ -56,6 +58,21 @@ class GatewayBase(GatewayLifecycle):
     def capabilities(self) -> frozenset[Capability]:
         """The optional features this gateway supports."""
         return self.CAPABILITIES
+
+    # -- stale streams -------------------------------------------------------------------------------
+
+    def add_stale_listener(self, listener: StaleListener) -> Callable[[], None]:
+        """Call `listener` each time a stream is found mute while its market is open (and reopened)."""
+        return self._stale_reports.add(listener)
+
+    @property
+    def last_stale_stream(self) -> StaleStream | None:
+        """The latest stale-stream detection, if any."""
+        return self._stale_reports.last
+
+    @functools.cached_property
+    def _stale_reports(self) -> StaleReports:
+        return StaleReports()
 
     # -- market data ---------------------------------------------------------------------------------
 

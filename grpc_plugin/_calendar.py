@@ -2,7 +2,7 @@
 
 A bridge older than GetMarketCalendar answers UNIMPLEMENTED: the gateway then says, with
 `InvalidRequestError`, that this bridge reports no calendars (as for a gateway without the
-`MARKET_CALENDAR` capability), and remembers it, so that staleness falls back to "always open".
+`MARKET_CALENDAR` capability); quote staleness then stops asking and treats markets as open.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ _KINDS = {
     calendar_pb2.SESSION_KIND_POST_MARKET: SessionKind.POST_MARKET,
 }
 _DAY = 86_400
+_MONDAY_TO_FRIDAY = (1, 2, 3, 4, 5)
 
 
 def date_to(day: date) -> calendar_pb2.CalendarDate:
@@ -54,7 +55,7 @@ def calendar_from(reply: calendar_pb2.GetMarketCalendarResponse, *, target: str)
             time_zone=reply.time_zone,
             sessions=tuple(_session_from(s) for s in reply.sessions),
             holidays=frozenset(_date_from(h.date) for h in reply.holidays),
-            trading_weekdays=frozenset(reply.trading_weekdays),
+            trading_weekdays=frozenset(reply.trading_weekdays or _MONDAY_TO_FRIDAY),
             covers_start=_date_from(reply.covers_start) if reply.HasField("covers_start") else None,
             covers_end=_date_from(reply.covers_end) if reply.HasField("covers_end") else None,
         )

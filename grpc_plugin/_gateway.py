@@ -45,6 +45,7 @@ from grpc_plugin._mapping import (
     time_to,
 )
 from grpc_plugin._orders import OrderDesk
+from grpc_plugin._staleness import MarketHours, Staleness
 from grpc_plugin._status import UnimplementedError
 from grpc_plugin._streams import OrderStreamGap, StreamSet
 from grpc_plugin.generated.broker.bridge.v1 import calendar_pb2, market_data_pb2, trading_pb2
@@ -83,9 +84,21 @@ class GrpcBrokerGateway(GatewayBase):
         self._config = config
         self._connection = Connection(config, lambda: self.state, self._set_state)
         self._calls = Calls(config, self._connection, self.rate_limiter, self._admit, lambda: self.state)
-        self._streams = StreamSet(config, self._connection, self._calls, lambda: self._open)
+        self._streams = StreamSet(
+            config, self._connection, self._calls, lambda: self._open, self._staleness()
+        )
         self._orders = OrderDesk(self._calls, config)
-        self._no_calendars = False
+
+    def _staleness(self) -> Staleness | None:
+        """Quote subscriptions judged against the bridge's calendars (see grpc_plugin._staleness)."""
+        after = self._config.quote_stale_after
+        if after is None:
+            return None
+        hours = MarketHours(
+            lambda: self._list_instruments(None),
+            lambda exchange: self._get_market_calendar(exchange, None, None),
+        )
+        return Staleness(after, hours, self._spawn, self._stale_reports.report)
 
     @property
     def target(self) -> str:
@@ -177,7 +190,6 @@ class GrpcBrokerGateway(GatewayBase):
         try:
             reply = await self._calls.read("market_data", "market", "GetMarketCalendar", request)
         except UnimplementedError:
-            self._no_calendars = True
             raise InvalidRequestError(
                 f"the bridge at {self._config.target} reports no market calendars "
                 "(GetMarketCalendar is UNIMPLEMENTED: a bridge older than the RPC)"

@@ -8,7 +8,7 @@
 | NOT_FOUND | `NotFoundError` |
 | UNAUTHENTICATED, PERMISSION_DENIED | `AuthenticationError` |
 | RESOURCE_EXHAUSTED | `RateLimitExceededError`, `retry_after` from the `retry-after-ms` trailer |
-| UNKNOWN, INTERNAL, DATA_LOSS, UNIMPLEMENTED | `BrokerInternalError` |
+| UNKNOWN, INTERNAL, DATA_LOSS, UNIMPLEMENTED | `BrokerInternalError` (UNIMPLEMENTED: `UnimplementedError`) |
 
 The mapping is pure: reporting a failure to the connection or the limiter is the caller's business.
 """
@@ -68,7 +68,7 @@ ERRORS: dict[grpc.StatusCode, type[BrokerError]] = {
     _S.UNKNOWN: BrokerInternalError,
     _S.INTERNAL: BrokerInternalError,
     _S.DATA_LOSS: BrokerInternalError,
-    _S.UNIMPLEMENTED: BrokerInternalError,
+    _S.UNIMPLEMENTED: UnimplementedError,
 }
 """The error each status becomes (every status but OK)."""
 
@@ -128,8 +128,6 @@ def to_broker_error(
         return RateLimitExceededError(message, retry_after=retry_after(error))
     if code is _S.UNAUTHENTICATED:
         return AuthenticationError(f"{message}; {TOKEN_HINT}")
-    if code is _S.UNIMPLEMENTED:
-        return UnimplementedError(message)
     return ERRORS.get(code, BrokerInternalError)(message)
 
 

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from broker_plugins import InvalidRequestError, MarketCalendar, SessionKind, TradingSession
+from broker_plugins import InvalidRequestError, MarketCalendar, SessionKind, StaleStream, TradingSession
+from broker_plugins._staleness import StaleReports
 
 SEOUL = ZoneInfo("Asia/Seoul")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -134,3 +135,27 @@ def test_a_calendar_refuses_what_cannot_be_a_calendar() -> None:
     with pytest.raises(InvalidRequestError, match="must be a datetime"):
         KRX.next_open("tomorrow")  # type: ignore[arg-type]
     assert str(SessionKind.REGULAR) == "regular"
+
+
+def test_a_stale_listener_that_raises_is_logged_and_the_others_still_hear(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reports = StaleReports()
+    heard: list[StaleStream] = []
+
+    def broken(event: StaleStream) -> None:
+        raise RuntimeError("host bug")
+
+    reports.add(broken)
+    remove = reports.add(heard.append)
+    event = StaleStream(
+        stream="quotes", symbols=("AAPL",), silent_for=1.0, time=new_york(2026, 3, 2, 10, 0), market_open=True
+    )
+    reports.report(event)
+    assert heard == [event]
+    assert (reports.last, reports.count) == (event, 1)
+    assert "stale stream listener" in caplog.text
+    remove()
+    remove()  # twice is harmless
+    reports.report(event)
+    assert heard == [event]

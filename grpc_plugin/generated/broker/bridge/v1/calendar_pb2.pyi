@@ -216,7 +216,9 @@ class GetMarketCalendarResponse(_message.Message):
 
     @_builtins.property
     def trading_weekdays(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """ISO weekdays (1 = Monday to 7 = Sunday) the exchange trades on, ascending."""
+        """ISO weekdays (1 = Monday to 7 = Sunday) the exchange trades on, ascending; empty means
+        Monday to Friday.
+        """
 
     @_builtins.property
     def holidays(self) -> _containers.RepeatedCompositeFieldContainer[Global___Holiday]:
