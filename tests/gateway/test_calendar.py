@@ -144,7 +144,10 @@ async def test_a_calendar_that_breaks_the_contract_is_a_broker_internal_error(
 
 
 async def test_a_gateway_without_the_capability_refuses(gateways: MakeGateway) -> None:
-    gateway = MemoryBrokerGateway()
+    class _NoCalendars(MemoryBrokerGateway):
+        CAPABILITIES = MemoryBrokerGateway.CAPABILITIES - {Capability.MARKET_CALENDAR}
+
+    gateway = _NoCalendars()
     assert Capability.MARKET_CALENDAR not in gateway.capabilities
     with pytest.raises(InvalidRequestError, match="does not report market calendars"):
         await gateway.get_market_calendar("MEM")
