@@ -203,6 +203,23 @@ CLAUSES: tuple[Clause, ...] = (
         ),
     ),
     Clause(
+        "BK-MD-4",
+        "a market calendar, if offered, is usable: IANA zone, ordered sessions within the day, holidays "
+        "in range; an unknown exchange is NOT_FOUND",
+        Needs.NOTHING,
+        2,
+        (
+            Rule(
+                _MARKET,
+                "Sessions are local wall-clock times, the same on every trading day (a trading weekday that "
+                "is not a holiday), ordered by opening, not overlapping, each within one local day from "
+                "`open_second` (inclusive) to `close_second` (exclusive, at most 86,400); `kind` says "
+                "pre-market, regular or post-market.",
+            ),
+            Rule(_MARKET, "an exchange without a calendar is NOT_FOUND."),
+        ),
+    ),
+    Clause(
         "BK-CD-1",
         "candle pages: at most page_size each, ascending on the interval grid, completed, limit in total",
         Needs.NOTHING,
