@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
 
 from broker_plugins import BrokerConnectionManager, RateLimiter, StaleStream
 from grpc_plugin import GrpcBrokerGateway
+from grpc_plugin._staleness import MarketHours
 from grpc_plugin.bridge import BridgeConfig, BridgeServer
 from grpc_plugin.bridge._gate import Context
 from grpc_plugin.bridge._market_service import MarketDataServicer
@@ -175,3 +177,39 @@ async def test_staleness_can_be_switched_off(bridges: list[BridgeServer]) -> Non
         await aclose(quotes)
     assert gateway.last_stale_stream is None
     assert _methods(bridge, "GetMarketCalendar") == 0
+
+
+async def test_the_reference_bridges_calendars_at_the_session_boundaries(
+    bridges: list[BridgeServer], gateways: MakeGateway
+) -> None:
+    bridge = BridgeServer(BridgeConfig(host=LOOPBACK, budget=()))
+    await bridge.start()
+    bridges.append(bridge)
+    seoul = ZoneInfo("Asia/Seoul")
+    new_york = ZoneInfo("America/New_York")
+    async with gateways(bridge.address) as gateway:
+
+        async def judged(at: datetime, symbols: list[str]) -> tuple[bool | None, datetime | None]:
+            hours = MarketHours(
+                gateway.list_instruments,
+                gateway.get_market_calendar,
+                lambda: at,
+            )
+            return await hours.state(symbols)
+
+        # KRX, Thursday 2 July 2026: the regular session opens at 09:00 and is closed at 15:30 sharp.
+        assert await judged(datetime(2026, 7, 2, 9, 0, tzinfo=seoul), ["005930"]) == (True, None)
+        closed, opens = await judged(datetime(2026, 7, 2, 15, 30, tzinfo=seoul), ["005930"])
+        assert (closed, opens) == (False, datetime(2026, 7, 2, 15, 40, tzinfo=seoul))
+        # After the last session, the next is the following day's pre-hours.
+        assert (await judged(datetime(2026, 7, 2, 18, 0, tzinfo=seoul), ["005930"]))[1] == datetime(
+            2026, 7, 3, 8, 30, tzinfo=seoul
+        )
+        # NASDAQ on its holiday (3 July observed), with KRX closed too at that hour: quiet until Monday.
+        holiday_noon = datetime(2026, 7, 3, 12, 0, tzinfo=new_york)  # 01:00 Saturday in Seoul
+        closed, opens = await judged(holiday_noon, ["AAPL", "005930"])
+        assert closed is False
+        assert opens == datetime(2026, 7, 6, 8, 30, tzinfo=seoul)  # KRX opens first, Monday
+        # Post-market runs to 20:00 New York time, across the DST change in November too.
+        assert (await judged(datetime(2026, 11, 2, 19, 59, tzinfo=new_york), ["AAPL"]))[0] is True
+        assert (await judged(datetime(2026, 11, 2, 20, 0, tzinfo=new_york), ["AAPL"]))[0] is False
