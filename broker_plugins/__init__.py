@@ -133,3 +133,22 @@ __all__ = [
     "hookspec",
     "to_decimal",
 ]
+
+# Price rules of instruments: tick-size schedules and daily price limits.
+from broker_plugins._market_rules import (  # noqa: E402
+    KRX_ETF_TICKS,
+    KRX_STOCK_TICKS,
+    TickBand,
+    TickRounding,
+    TickSchedule,
+    daily_price_limits,
+)
+
+__all__ += [
+    "KRX_ETF_TICKS",
+    "KRX_STOCK_TICKS",
+    "TickBand",
+    "TickRounding",
+    "TickSchedule",
+    "daily_price_limits",
+]

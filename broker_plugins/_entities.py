@@ -18,6 +18,7 @@ import attrs
 from broker_plugins._checks import check_positive, check_symbol
 from broker_plugins._enums import Interval, OrderStatus, OrderType, Side, TimeInForce
 from broker_plugins._errors import InvalidRequestError
+from broker_plugins._market_rules import TickRounding, TickSchedule
 
 __all__ = [
     "Balance",
@@ -162,9 +163,20 @@ class OrderRequest:
         )
 
 
+def _flat_schedule(instrument: Instrument) -> TickSchedule | None:
+    tick = instrument.tick_size
+    return TickSchedule.flat(tick) if isinstance(tick, Decimal) and tick > 0 else None
+
+
 @attrs.frozen
 class Instrument:
-    """A tradable instrument and its trading rules."""
+    """A tradable instrument and its trading rules.
+
+    `tick_schedule` holds the valid prices by price band; without one (a broker that reports a
+    single tick) it is one band of `tick_size`, and None only when no positive tick is known.
+    With a schedule, `tick_size` is the tick at the instrument's reference price: what a client
+    that ignores the schedule uses.
+    """
 
     symbol: str
     name: str
@@ -172,6 +184,30 @@ class Instrument:
     currency: str
     tick_size: Decimal
     lot_size: Decimal
+    tick_schedule: TickSchedule | None = attrs.field(
+        default=attrs.Factory(_flat_schedule, takes_self=True), kw_only=True
+    )
+
+    def tick_at(self, price: Number) -> Decimal:
+        """The tick that applies at `price`."""
+        return self._schedule().tick_at(_price(price))
+
+    def is_on_tick(self, price: Number) -> bool:
+        """True when `price` is a valid price of this instrument."""
+        return self._schedule().is_on_tick(_price(price))
+
+    def round_price(self, price: Number, rounding: TickRounding | str = TickRounding.NEAREST) -> Decimal:
+        """`price` moved to a valid price of this instrument (see `TickSchedule.round_price`)."""
+        return self._schedule().round_price(_price(price), rounding)
+
+    def _schedule(self) -> TickSchedule:
+        if self.tick_schedule is None:
+            raise InvalidRequestError(f"instrument {self.symbol!r} reports no tick size")
+        return self.tick_schedule
+
+
+def _price(value: Number) -> Decimal:
+    return check_positive(value, "price")
 
 
 @attrs.frozen
