@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from broker_plugins import (
     Balance,
+    BrokerInternalError,
     Instrument,
     Interval,
     InvalidRequestError,
@@ -27,6 +28,7 @@ from broker_plugins import (
     Position,
     Quote,
     Side,
+    TickSchedule,
     TimeInForce,
 )
 from grpc_plugin.generated.broker.bridge.v1 import common_pb2, market_data_pb2, trading_pb2
@@ -183,8 +185,8 @@ def _optional_decimal(message: Message, field: str) -> Decimal | None:
 
 
 def instrument_from(message: market_data_pb2.Instrument) -> Instrument:
-    """An `Instrument` from its wire form."""
-    return Instrument(
+    """An `Instrument` from its wire form; without tick_bands (an older bridge) one band of tick_size."""
+    instrument = Instrument(
         symbol=message.symbol,
         name=message.name,
         exchange=message.exchange,
@@ -192,6 +194,17 @@ def instrument_from(message: market_data_pb2.Instrument) -> Instrument:
         tick_size=decimal_from(message.tick_size),
         lot_size=decimal_from(message.lot_size),
     )
+    if not message.tick_bands:
+        return instrument
+    try:
+        schedule = TickSchedule.from_pairs(
+            (decimal_from(band.price_from), decimal_from(band.tick)) for band in message.tick_bands
+        )
+    except InvalidRequestError as error:
+        raise BrokerInternalError(
+            f"the bridge sent a malformed tick schedule for {message.symbol!r}: {error}"
+        ) from None
+    return attrs.evolve(instrument, tick_schedule=schedule)
 
 
 def _slot_setters(cls: type, names: Sequence[str]) -> tuple[Callable[[object, object], None], ...] | None:

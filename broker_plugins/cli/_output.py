@@ -151,6 +151,18 @@ def instrument_rows(instrument: Instrument) -> list[tuple[str, str]]:
         ("currency", instrument.currency),
         ("tick size", number(instrument.tick_size)),
         ("lot size", number(instrument.lot_size)),
+        *_schedule_rows(instrument),
+    ]
+
+
+def _schedule_rows(instrument: Instrument) -> list[tuple[str, str]]:
+    # One band is what "tick size" already says; a schedule gets a line per band.
+    schedule = instrument.tick_schedule
+    if schedule is None or schedule.is_flat:
+        return []
+    return [
+        ("tick schedule" if index == 0 else "", f"{number(band.tick)} from {number(band.price_from)}")
+        for index, band in enumerate(schedule.bands)
     ]
 
 

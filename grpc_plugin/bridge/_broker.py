@@ -39,6 +39,7 @@ from grpc_plugin.bridge._orders import (
     TimeInForce,
     differences,
 )
+from grpc_plugin.bridge._price_rules import price_violation
 from grpc_plugin.bridge._updates import UpdateLog
 
 __all__ = ["PaperBroker"]
@@ -254,11 +255,9 @@ class PaperBroker:
                 f"{order.filled_quantity} already filled, got {new_quantity}"
             )
         new_price = order.limit_price if limit_price is None else limit_price
-        if limit_price is not None and (limit_price <= 0 or spec.units(limit_price) % spec.tick != 0):
-            raise InvalidArgumentError(
-                f"limit_price must be a positive multiple of the tick size {spec.tick_size}, "
-                f"got {limit_price}"
-            )
+        reason = "" if limit_price is None else price_violation("limit_price", limit_price, spec)
+        if reason:
+            raise InvalidArgumentError(reason)
         now = self._clock_ns()
         updated = attrs.evolve(
             order,
@@ -386,7 +385,4 @@ def _rule_violation(order: PaperOrder, spec: InstrumentSpec) -> str:
         return f"quantity must be greater than zero, got {order.quantity}"
     if order.quantity % spec.lot != 0:
         return f"quantity {order.quantity} is not a multiple of the lot size {spec.lot}"
-    price = order.limit_price
-    if price is not None and (price <= 0 or spec.units(price) % spec.tick != 0):
-        return f"limit price {price} is not a positive multiple of the tick size {spec.tick_size}"
-    return ""
+    return "" if order.limit_price is None else price_violation("limit price", order.limit_price, spec)

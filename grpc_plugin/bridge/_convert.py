@@ -109,6 +109,12 @@ def instrument_message(spec: InstrumentSpec) -> market_data_pb2.Instrument:
         currency=spec.currency,
         tick_size=decimal_message(spec.tick_size),
         lot_size=decimal_message(spec.lot_size),
+        tick_bands=[
+            market_data_pb2.TickBand(
+                price_from=decimal_message(spec.price(start)), tick=decimal_message(spec.price(tick))
+            )
+            for start, tick in spec.bands
+        ],
     )
 
 

@@ -104,10 +104,13 @@ class Market:
         time_ns = int(tick * 1_000_000_000 // self.tick_rate)
         mid = self._paths[symbol].at(time_ns // 1_000_000)
         noise = mix64((self._symbol_seeds[symbol] + tick) & _MASK)
-        step = spec.tick
-        spread = step * (1 + (noise & 1))
-        bid = max(step, int((mid - spread / 2) / step) * step)
-        ask = bid + spread
+        # One or two ticks of the band at the mid; the ask steps up the bands (49,950 -> 50,000 -> 50,100).
+        step = spec.tick_units_at(mid)
+        ticks = 1 + (noise & 1)
+        bid = spec.floor_units(mid - step * ticks / 2)
+        ask = bid
+        for _ in range(ticks):
+            ask += spec.tick_units_at(ask)
         bid_size = spec.lot * (1 + ((noise >> 8) & 0xFFFF) % (spec.max_display // spec.lot))
         ask_size = spec.lot * (1 + ((noise >> 24) & 0xFFFF) % (spec.max_display // spec.lot))
         last = ask if (noise >> 1) & 1 else bid

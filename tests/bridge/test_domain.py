@@ -92,7 +92,8 @@ def test_candles_do_not_depend_on_how_a_range_is_split(
         assert list(getattr(whole, column)) == list(getattr(left, column)) + list(getattr(right, column))
     for open_, high, low, close in zip(whole.open, whole.high, whole.low, whole.close, strict=True):
         assert 0 < low <= min(open_, close) <= max(open_, close) <= high
-        assert open_ % spec.tick == high % spec.tick == low % spec.tick == close % spec.tick == 0
+        # On the tick of each price's band (KRX stocks cross band edges).
+        assert all(spec.floor_units(price) == price for price in (open_, high, low, close))
 
 
 def test_quotes_are_a_function_of_seed_symbol_and_tick() -> None:

@@ -98,8 +98,10 @@ async def test_business_rule_violations_are_rejected_orders(client: Client) -> N
             order_type=tr.ORDER_TYPE_MARKET,
             quantity=dec("1.5"),
         ),
-        "not a positive multiple of the tick size 100": limit_order("rej-4", "005930", BUY, 1, str(ask + 50)),
-        "not a positive multiple of the tick size": limit_order("rej-5", "005930", BUY, 1, "-100"),
+        "is off tick: prices from 50000 to below 200000 KRW move in steps of 100": limit_order(
+            "rej-4", "005930", BUY, 1, str(ask + 50)
+        ),
+        "limit price must be greater than zero": limit_order("rej-5", "005930", BUY, 1, "-100"),
         "insufficient cash": market_order("rej-6", "005930", BUY, 10_000_000),
         "insufficient position: selling 1 005930, 0 available": market_order("rej-7", "005930", SELL, 1),
     }

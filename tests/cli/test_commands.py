@@ -72,8 +72,26 @@ def test_instrument_shows_the_trading_rules(cli: RunCli) -> None:
         "currency": "KRW",
         "tick_size": "100",
         "lot_size": "1",
+        "tick_schedule": {
+            "bands": [
+                {"price_from": price_from, "tick": tick}
+                for price_from, tick in [
+                    ("0", "1"),
+                    ("2000", "5"),
+                    ("5000", "10"),
+                    ("20000", "50"),
+                    ("50000", "100"),
+                    ("200000", "500"),
+                    ("500000", "1000"),
+                ]
+            ]
+        },
     }
-    assert "tick size  100" in cli("instrument", "005930").out
+    shown = cli("instrument", "005930").out
+    assert "tick size      100" in shown
+    assert "tick schedule  1 from 0\n" in shown
+    assert "               1000 from 500000" in shown
+    assert "tick schedule" not in cli("instrument", "AAPL").out  # one tick: the tick size says it
 
 
 def test_candles_come_oldest_first_with_exact_prices(cli: RunCli) -> None:

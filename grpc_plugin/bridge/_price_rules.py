@@ -1,0 +1,32 @@
+"""The paper broker's price rules: a price must be on its band's tick (and, later, within limits).
+
+Each check returns the reason a user reads in the REJECTED order ("" when the price is valid):
+which band the price falls in, its tick, and the nearest valid prices on either side.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from grpc_plugin.bridge._instruments import InstrumentSpec
+
+__all__ = ["price_violation"]
+
+
+def price_violation(field: str, price: Decimal, spec: InstrumentSpec) -> str:
+    """Why `price` is no valid price of `spec` ("" if it is one)."""
+    if price <= 0:
+        return f"{field} must be greater than zero, got {price}"
+    schedule = spec.schedule
+    if schedule.is_on_tick(price):
+        return ""
+    band = schedule.band_at(price)
+    below, above = schedule.nearest_valid(price)
+    if schedule.is_flat:
+        where = f"{field} {price} is not a multiple of the tick size {band.tick} {spec.currency}"
+    else:
+        upper = next((b.price_from for b in schedule.bands if b.price_from > band.price_from), None)
+        span = f"from {band.price_from}" if upper is None else f"from {band.price_from} to below {upper}"
+        where = f"{field} {price} is off tick: prices {span} {spec.currency} move in steps of {band.tick}"
+    nearest = f"{above}" if below is None else f"{below} or {above}"
+    return f"{where}; the nearest valid prices are {nearest}"
