@@ -235,6 +235,10 @@ class Quote:
     ask_size: Decimal
     last: Decimal | None
     time: datetime
+    upper_limit: Decimal | None = None
+    """Today's highest allowed price (KRX: previous close + 30%), where the broker reports it."""
+    lower_limit: Decimal | None = None
+    """Today's lowest allowed price (KRX: previous close - 30%), where the broker reports it."""
 
 
 @attrs.frozen(kw_only=True)

@@ -226,7 +226,7 @@ def _slot_setters(cls: type, names: Sequence[str]) -> tuple[Callable[[object, ob
     return tuple(slot.__set__ for slot in slots)  # type: ignore[union-attr]
 
 
-_QUOTE_FIELDS = ("symbol", "bid", "bid_size", "ask", "ask_size", "last", "time")
+_QUOTE_FIELDS = ("symbol", "bid", "bid_size", "ask", "ask_size", "last", "time", "upper_limit", "lower_limit")
 
 
 def _quote_by_init(  # noqa: PLR0917 - positional, like the fast builder it stands in for
@@ -237,19 +237,38 @@ def _quote_by_init(  # noqa: PLR0917 - positional, like the fast builder it stan
     ask_size: Decimal,
     last: Decimal | None,
     time: datetime,
+    upper_limit: Decimal | None = None,
+    lower_limit: Decimal | None = None,
 ) -> Quote:
-    return Quote(symbol=symbol, bid=bid, bid_size=bid_size, ask=ask, ask_size=ask_size, last=last, time=time)
+    return Quote(
+        symbol=symbol,
+        bid=bid,
+        bid_size=bid_size,
+        ask=ask,
+        ask_size=ask_size,
+        last=last,
+        time=time,
+        upper_limit=upper_limit,
+        lower_limit=lower_limit,
+    )
 
 
-def _quote_builder() -> Callable[[str, Decimal, Decimal, Decimal, Decimal, Decimal | None, datetime], Quote]:
+_QuoteBuilder = Callable[
+    [str, Decimal, Decimal, Decimal, Decimal, Decimal | None, datetime, Decimal | None, Decimal | None], Quote
+]
+
+
+def _quote_builder() -> _QuoteBuilder:
     setters = _slot_setters(Quote, _QUOTE_FIELDS)
     if setters is None:
         return _quote_by_init
     new = object.__new__
-    set_symbol, set_bid, set_bid_size, set_ask, set_ask_size, set_last, set_time = setters
+    set_symbol, set_bid, set_bid_size, set_ask, set_ask_size, set_last, set_time, set_upper, set_lower = (
+        setters
+    )
 
     # A Quote per streamed quote: filling the slots directly costs a third of the attrs __init__
-    # (seven keyword arguments, then seven object.__setattr__ calls), for the very same object.
+    # (nine keyword arguments, then nine object.__setattr__ calls), for the very same object.
     def build(  # noqa: PLR0917 - positional: called once per streamed quote
         symbol: str,
         bid: Decimal,
@@ -258,6 +277,8 @@ def _quote_builder() -> Callable[[str, Decimal, Decimal, Decimal, Decimal, Decim
         ask_size: Decimal,
         last: Decimal | None,
         time: datetime,
+        upper_limit: Decimal | None = None,
+        lower_limit: Decimal | None = None,
     ) -> Quote:
         quote: Quote = new(Quote)
         set_symbol(quote, symbol)
@@ -267,6 +288,8 @@ def _quote_builder() -> Callable[[str, Decimal, Decimal, Decimal, Decimal, Decim
         set_ask_size(quote, ask_size)
         set_last(quote, last)
         set_time(quote, time)
+        set_upper(quote, upper_limit)
+        set_lower(quote, lower_limit)
         return quote
 
     return build
@@ -290,6 +313,9 @@ def quote_from(message: market_data_pb2.Quote) -> Quote:
         message.time,
     )
     last_mantissa = last.mantissa
+    # A price limit is never zero, so a zero mantissa is an absent one (an older bridge, no limit).
+    upper, lower = message.upper_limit, message.lower_limit
+    upper_mantissa, lower_mantissa = upper.mantissa, lower.mantissa
     return _build_quote(
         message.symbol,
         decimals[bid.mantissa, bid.exponent],
@@ -298,6 +324,8 @@ def quote_from(message: market_data_pb2.Quote) -> Quote:
         decimals[ask_size.mantissa, ask_size.exponent],
         decimals[last_mantissa, last.exponent] if last_mantissa or message.HasField("last") else None,
         _SECONDS[stamp.seconds] + _MICROSECONDS[stamp.nanos // 1000],
+        decimals[upper_mantissa, upper.exponent] if upper_mantissa else None,
+        decimals[lower_mantissa, lower.exponent] if lower_mantissa else None,
     )
 
 

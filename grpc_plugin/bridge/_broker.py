@@ -39,7 +39,7 @@ from grpc_plugin.bridge._orders import (
     TimeInForce,
     differences,
 )
-from grpc_plugin.bridge._price_rules import price_violation
+from grpc_plugin.bridge._price_rules import limit_violation, price_violation
 from grpc_plugin.bridge._updates import UpdateLog
 
 __all__ = ["PaperBroker"]
@@ -258,6 +258,11 @@ class PaperBroker:
         reason = "" if limit_price is None else price_violation("limit_price", limit_price, spec)
         if reason:
             raise InvalidArgumentError(reason)
+        outside = (
+            "" if limit_price is None else self._outside_limits("limit_price", limit_price, order.symbol)
+        )
+        if outside:
+            raise FailedPreconditionError(outside)
         now = self._clock_ns()
         updated = attrs.evolve(
             order,
@@ -309,6 +314,8 @@ class PaperBroker:
             return f"unknown symbol {order.symbol!r}", Decimal(0)
         spec = self._market.instrument(order.symbol)
         reason = _rule_violation(order, spec)
+        if not reason and order.limit_price is not None:
+            reason = self._outside_limits("limit price", order.limit_price, order.symbol)
         if reason or order.side is Side.SELL:
             return reason or self._check_position(order.account, order.symbol, order.quantity), Decimal(0)
         if order.limit_price is not None:
@@ -326,6 +333,9 @@ class PaperBroker:
                 Decimal(0),
             )
         return "", reserve
+
+    def _outside_limits(self, field: str, price: Decimal, symbol: str) -> str:
+        return limit_violation(field, price, self._market.instrument(symbol), self._market.quote(symbol))
 
     def _check_position(
         self, account: str, symbol: str, quantity: Decimal, *, raise_error: bool = False

@@ -121,7 +121,7 @@ def instrument_message(spec: InstrumentSpec) -> market_data_pb2.Instrument:
 def quote_message(quote: MarketQuote, price_exponent: int) -> market_data_pb2.Quote:
     """The Quote message of `quote`; prices share the instrument's exponent, sizes are shares."""
     exponent = price_exponent
-    return market_data_pb2.Quote(
+    message = market_data_pb2.Quote(
         symbol=quote.symbol,
         bid=common_pb2.Decimal(mantissa=quote.bid, exponent=exponent),
         bid_size=common_pb2.Decimal(mantissa=quote.bid_size),
@@ -130,6 +130,10 @@ def quote_message(quote: MarketQuote, price_exponent: int) -> market_data_pb2.Qu
         last=common_pb2.Decimal(mantissa=quote.last, exponent=exponent),
         time=timestamp(quote.time_ns),
     )
+    if quote.upper_limit:
+        message.upper_limit.CopyFrom(common_pb2.Decimal(mantissa=quote.upper_limit, exponent=exponent))
+        message.lower_limit.CopyFrom(common_pb2.Decimal(mantissa=quote.lower_limit, exponent=exponent))
+    return message
 
 
 def order_message(order: PaperOrder) -> trading_pb2.Order:

@@ -208,7 +208,7 @@ def test_the_sqlite_journal_brings_everything_back(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     market, broker = _broker(clock, SqliteJournal(path))
     broker.place("paper", _order("p-1", symbol="005930", quantity=5))
-    far = str(market.instrument("005930").price(market.quote("005930").bid // 2 // 100 * 100))
+    far = str(market.instrument("005930").price(market.quote("005930").bid * 8 // 10 // 1000 * 1000))
     resting, _ = broker.place("paper", _order("p-2", symbol="005930", quantity=2, limit=far))
     broker.modify("paper", resting.order_id, quantity=Decimal(3), limit_price=None)
     broker.place("other", _order("p-1", symbol="NOPE"))

@@ -160,7 +160,7 @@ async def test_immediate_or_cancel_and_fill_or_kill(rich: tuple[BridgeServer, Cl
     _, client = rich
     ask = await current_ask(client, "000660")
     far = limit_order(
-        "ioc-1", "000660", BUY, 10, str(ask / 2 // 100 * 100), time_in_force=tr.TIME_IN_FORCE_IOC
+        "ioc-1", "000660", BUY, 10, str(ask * 8 / 10 // 1000 * 1000), time_in_force=tr.TIME_IN_FORCE_IOC
     )
     order = (await client.trading.PlaceOrder(far, timeout=CALL_TIMEOUT)).order
     assert (order.status, undec(order.filled_quantity)) == (tr.ORDER_STATUS_EXPIRED, 0)

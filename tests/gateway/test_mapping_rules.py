@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from broker_plugins import KRX_STOCK_TICKS, BrokerInternalError, TickSchedule
-from grpc_plugin._mapping import instrument_from
+from grpc_plugin._mapping import instrument_from, quote_from
 from grpc_plugin.generated.broker.bridge.v1 import common_pb2, market_data_pb2
 
 
@@ -45,3 +45,20 @@ def test_tick_bands_become_the_instruments_schedule() -> None:
 def test_a_malformed_schedule_is_the_bridges_fault() -> None:
     with pytest.raises(BrokerInternalError, match=r"malformed tick schedule for '005930'.*start at 0"):
         instrument_from(_instrument((100, 1)))
+
+
+def _quote(**limits: common_pb2.Decimal) -> market_data_pb2.Quote:
+    return market_data_pb2.Quote(
+        symbol="005930", bid=_dec(72_000), bid_size=_dec(5), ask=_dec(72_100), ask_size=_dec(7), **limits
+    )
+
+
+def test_a_quote_carries_todays_limits_when_the_bridge_sends_them() -> None:
+    quote = quote_from(_quote(upper_limit=_dec(93_600), lower_limit=_dec(50_400)))
+    assert (quote.lower_limit, quote.upper_limit) == (Decimal(50_400), Decimal(93_600))
+
+
+def test_a_quote_of_an_older_bridge_has_no_limits() -> None:
+    quote = quote_from(_quote())
+    assert quote.upper_limit is None
+    assert quote.lower_limit is None
