@@ -80,7 +80,13 @@ def new_client_order_id() -> str:
     return uuid.uuid4().hex
 
 
+def _to_stop_price(value: object) -> Decimal | None:
+    return None if value is None else check_positive(value, "stop_price")
+
+
 def _default_order_type(request: OrderRequest) -> OrderType:
+    if request.stop_price is not None:
+        return OrderType.STOP if request.price is None else OrderType.STOP_LIMIT
     return OrderType.MARKET if request.price is None else OrderType.LIMIT
 
 
@@ -88,7 +94,8 @@ def _default_order_type(request: OrderRequest) -> OrderType:
 class OrderRequest:
     """An order to place. Validated at construction; `client_order_id` is its idempotency key.
 
-    `order_type` defaults to LIMIT when a price is given and MARKET otherwise.
+    `order_type` defaults to LIMIT when a price is given and MARKET otherwise (STOP_LIMIT and STOP
+    when a `stop_price` is given too); stop orders need a gateway with `Capability.STOP_ORDERS`.
     Numbers may be given as `Decimal`, `int`, `str` or `float` and are stored as exact `Decimal`.
     """
 
@@ -98,6 +105,11 @@ class OrderRequest:
     price: Decimal | None = attrs.field(
         default=None,
         converter=_to_price,
+        kw_only=True,
+    )
+    stop_price: Decimal | None = attrs.field(
+        default=None,
+        converter=_to_stop_price,
         kw_only=True,
     )
     order_type: OrderType = attrs.field(
@@ -115,10 +127,15 @@ class OrderRequest:
     )
 
     def __attrs_post_init__(self) -> None:
-        if self.order_type is OrderType.LIMIT and self.price is None:
-            raise InvalidRequestError("a limit order needs a price")
-        if self.order_type is OrderType.MARKET and self.price is not None:
-            raise InvalidRequestError(f"a market order takes no price, got {self.price}")
+        kind = self.order_type
+        if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) and self.price is None:
+            raise InvalidRequestError(f"a {kind.value.replace('_', '-')} order needs a price")
+        if kind in (OrderType.MARKET, OrderType.STOP) and self.price is not None:
+            raise InvalidRequestError(f"a {kind} order takes no price, got {self.price}")
+        if kind.is_stop and self.stop_price is None:
+            raise InvalidRequestError(f"a {kind.value.replace('_', '-')} order needs a stop_price")
+        if not kind.is_stop and self.stop_price is not None:
+            raise InvalidRequestError(f"a {kind} order takes no stop_price, got {self.stop_price}")
 
     @classmethod
     def market(
@@ -136,6 +153,31 @@ class OrderRequest:
             side,
             quantity,
             order_type=OrderType.MARKET,
+            time_in_force=time_in_force,
+            client_order_id=new_client_order_id() if client_order_id is None else client_order_id,
+        )
+
+    @classmethod
+    def stop(
+        cls,
+        symbol: str,
+        side: Side | str,
+        quantity: Number,
+        stop_price: Number,
+        *,
+        limit_price: Number | None = None,
+        time_in_force: TimeInForce | str = TimeInForce.DAY,
+        client_order_id: str | None = None,
+    ) -> OrderRequest:
+        """A stop order at `stop_price`: a market order once triggered, or a limit order at
+        `limit_price` when one is given (STOP_LIMIT)."""
+        return cls(
+            symbol,
+            side,
+            quantity,
+            price=limit_price,
+            stop_price=stop_price,
+            order_type=OrderType.STOP if limit_price is None else OrderType.STOP_LIMIT,
             time_in_force=time_in_force,
             client_order_id=new_client_order_id() if client_order_id is None else client_order_id,
         )
@@ -259,6 +301,10 @@ class Order:
     created_at: datetime
     updated_at: datetime
     reject_reason: str = ""
+    stop_price: Decimal | None = None
+    """The stop price of a STOP or STOP_LIMIT order."""
+    stop_triggered: bool = False
+    """True once a stop order's stop price was reached and it works as a market or limit order."""
 
     @property
     def remaining_quantity(self) -> Decimal:

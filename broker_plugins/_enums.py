@@ -40,7 +40,16 @@ class OrderType(_StrEnum):
 
     MARKET = "market"
     LIMIT = "limit"
+    STOP = "stop"
+    """A market order once the last trade reaches `stop_price` (a buy at or above it, a sell at or below)."""
+    STOP_LIMIT = "stop_limit"
+    """A limit order at `price` once the last trade reaches `stop_price`."""
     UNKNOWN = "unknown"
+
+    @property
+    def is_stop(self) -> bool:
+        """True for the orders that wait for a stop price (needs the STOP_ORDERS capability)."""
+        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
 
 
 class TimeInForce(_StrEnum):
@@ -129,3 +138,5 @@ class Capability(_StrEnum):
     """Open streams keep yielding after a reconnect, without the caller re-subscribing."""
     HALF_OPEN_DETECTION = "half_open_detection"
     """A peer that goes silent without closing the connection is detected within a declared bound."""
+    STOP_ORDERS = "stop_orders"
+    """`place_order` takes STOP and STOP_LIMIT orders (otherwise it raises `InvalidRequestError`)."""

@@ -66,6 +66,7 @@ class GrpcBrokerGateway(GatewayBase):
             Capability.MODIFY_ORDER,
             Capability.STREAM_RESUME,
             Capability.HALF_OPEN_DETECTION,
+            Capability.STOP_ORDERS,
         }
     )
 

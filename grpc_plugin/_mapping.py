@@ -55,6 +55,8 @@ _SIDES = {trading_pb2.SIDE_BUY: Side.BUY, trading_pb2.SIDE_SELL: Side.SELL}
 _ORDER_TYPES = {
     trading_pb2.ORDER_TYPE_MARKET: OrderType.MARKET,
     trading_pb2.ORDER_TYPE_LIMIT: OrderType.LIMIT,
+    trading_pb2.ORDER_TYPE_STOP: OrderType.STOP,
+    trading_pb2.ORDER_TYPE_STOP_LIMIT: OrderType.STOP_LIMIT,
 }
 _TIMES_IN_FORCE = {
     trading_pb2.TIME_IN_FORCE_DAY: TimeInForce.DAY,
@@ -346,6 +348,8 @@ def order_from(message: trading_pb2.Order) -> Order:
         created_at=time_from(message.create_time),
         updated_at=time_from(message.update_time),
         reject_reason=message.reject_reason,
+        stop_price=_optional_decimal(message, "stop_price"),
+        stop_triggered=message.stop_triggered,
     )
 
 
@@ -372,6 +376,8 @@ def order_request_to(request: OrderRequest) -> trading_pb2.PlaceOrderRequest:
     )
     if request.price is not None:
         message.limit_price.CopyFrom(decimal_to(request.price, field="price"))
+    if request.stop_price is not None:
+        message.stop_price.CopyFrom(decimal_to(request.stop_price, field="stop_price"))
     return message
 
 

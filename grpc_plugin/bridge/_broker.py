@@ -1,7 +1,9 @@
 """The paper broker: accepts, matches, cancels and modifies orders against the simulated quotes.
 
 A new order is matched at once against the current quote (see `_matching`); what is left works and
-is matched on every later tick of its symbol. DAY orders expire at 00:00 UTC. A buy holds back cash
+is matched on every later tick of its symbol. A stop or stop-limit order waits until the last trade
+reaches its stop price (a buy at or above it, a sell at or below), then works as a market or limit
+order from that tick on (`_matching`). DAY orders expire at 00:00 UTC. A buy holds back cash
 (its limit price, or the ask plus 5% for a market buy) so that working buys cannot overspend; a sell
 needs the shares (no short selling). Business rule violations end as REJECTED orders.
 
@@ -201,6 +203,7 @@ class PaperBroker:
             quantity=request.quantity,
             limit_price=request.limit_price,
             time_in_force=request.time_in_force,
+            stop_price=request.stop_price,
             status=OrderStatus.NEW,
             filled_quantity=Decimal(0),
             average_fill_price=None,
@@ -246,8 +249,8 @@ class PaperBroker:
                 f"order {order_id} is {order.status.value} and can no longer be modified"
             )
         spec = self._market.instrument(order.symbol)
-        if limit_price is not None and order.order_type is not OrderType.LIMIT:
-            raise InvalidArgumentError("limit_price can only be changed on a limit order")
+        if limit_price is not None and order.order_type not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            raise InvalidArgumentError("limit_price can only be changed on a limit or stop-limit order")
         new_quantity = order.quantity if quantity is None else quantity
         if new_quantity <= order.filled_quantity or new_quantity % spec.lot != 0:
             raise InvalidArgumentError(
@@ -314,14 +317,18 @@ class PaperBroker:
             return f"unknown symbol {order.symbol!r}", Decimal(0)
         spec = self._market.instrument(order.symbol)
         reason = _rule_violation(order, spec)
-        if not reason and order.limit_price is not None:
-            reason = self._outside_limits("limit price", order.limit_price, order.symbol)
+        for field, price in (("limit price", order.limit_price), ("stop price", order.stop_price)):
+            if not reason and price is not None:
+                reason = self._outside_limits(field, price, order.symbol)
         if reason or order.side is Side.SELL:
             return reason or self._check_position(order.account, order.symbol, order.quantity), Decimal(0)
         if order.limit_price is not None:
             reserve = order.limit_price
         else:
+            # A market buy, or a stop buy that becomes one at about its stop price (or at once).
             ask = spec.price(self._market.quote(order.symbol).ask)
+            if order.stop_price is not None:
+                ask = max(ask, order.stop_price)
             reserve = (ask * _MARKET_BUY_MARGIN).quantize(spec.tick_size, rounding=ROUND_CEILING)
         cash = self.account(order.account).cash.get(spec.currency, Decimal(0))
         available = buying_power(cash, spec.currency, self._working_orders(order.account), self._market)
@@ -395,4 +402,8 @@ def _rule_violation(order: PaperOrder, spec: InstrumentSpec) -> str:
         return f"quantity must be greater than zero, got {order.quantity}"
     if order.quantity % spec.lot != 0:
         return f"quantity {order.quantity} is not a multiple of the lot size {spec.lot}"
-    return "" if order.limit_price is None else price_violation("limit price", order.limit_price, spec)
+    for field, price in (("limit price", order.limit_price), ("stop price", order.stop_price)):
+        reason = "" if price is None else price_violation(field, price, spec)
+        if reason:
+            return reason
+    return ""

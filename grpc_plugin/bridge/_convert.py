@@ -53,6 +53,8 @@ SIDES: dict[Side, trading_pb2.Side.ValueType] = {
 ORDER_TYPES: dict[OrderType, trading_pb2.OrderType.ValueType] = {
     OrderType.MARKET: trading_pb2.ORDER_TYPE_MARKET,
     OrderType.LIMIT: trading_pb2.ORDER_TYPE_LIMIT,
+    OrderType.STOP: trading_pb2.ORDER_TYPE_STOP,
+    OrderType.STOP_LIMIT: trading_pb2.ORDER_TYPE_STOP_LIMIT,
 }
 TIMES_IN_FORCE: dict[TimeInForce, trading_pb2.TimeInForce.ValueType] = {
     TimeInForce.DAY: trading_pb2.TIME_IN_FORCE_DAY,
@@ -76,6 +78,7 @@ _EVENTS: dict[OrderEvent, trading_pb2.OrderEvent.ValueType] = {
     OrderEvent.MODIFIED: trading_pb2.ORDER_EVENT_MODIFIED,
     OrderEvent.CANCELED: trading_pb2.ORDER_EVENT_CANCELED,
     OrderEvent.EXPIRED: trading_pb2.ORDER_EVENT_EXPIRED,
+    OrderEvent.TRIGGERED: trading_pb2.ORDER_EVENT_TRIGGERED,
 }
 
 
@@ -151,7 +154,10 @@ def order_message(order: PaperOrder) -> trading_pb2.Order:
         reject_reason=order.reject_reason,
         create_time=timestamp(order.create_ns),
         update_time=timestamp(order.update_ns),
+        stop_triggered=order.stop_triggered,
     )
+    if order.stop_price is not None:
+        message.stop_price.CopyFrom(decimal_message(order.stop_price))
     if order.limit_price is not None:
         message.limit_price.CopyFrom(decimal_message(order.limit_price))
     if order.average_fill_price is not None:
