@@ -258,11 +258,16 @@ def _market_and_trading_commands(add: Callable[..., argparse.ArgumentParser]) ->
     add("instrument", "an instrument and its trading rules", _commands.instrument).add_argument(
         "symbol", metavar="SYMBOL", help="instrument code"
     )
-    order = add("order", "place an order (market, or limit with --price)", _commands.order)
+    order = add(
+        "order",
+        "place an order (market; limit with --price; stop or stop-limit with --stop)",
+        _commands.order,
+    )
     order.add_argument("side", choices=["buy", "sell"], help="buy or sell")
     order.add_argument("symbol", metavar="SYMBOL", help="instrument code")
     order.add_argument("quantity", metavar="QTY", help="how many (a positive number)")
     order.add_argument("--price", metavar="PRICE", help="limit price (default: a market order)")
+    order.add_argument("--stop", metavar="PRICE", help="stop price: a stop order (stop-limit with --price)")
     order.add_argument("--client-order-id", metavar="ID", help="idempotency key (default: a fresh one)")
     order.add_argument(
         "--tif",

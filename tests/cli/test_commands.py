@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -92,6 +93,20 @@ def test_instrument_shows_the_trading_rules(cli: RunCli) -> None:
     assert "tick schedule  1 from 0\n" in shown
     assert "               1000 from 500000" in shown
     assert "tick schedule" not in cli("instrument", "AAPL").out  # one tick: the tick size says it
+    assert re.search(r"\nprice limits   \d+ to \d+ today\n", shown), shown
+    assert "price limits" not in cli("instrument", "AAPL").out  # no daily limits on NASDAQ
+
+
+def test_a_stop_order_is_placed_and_shows_its_stop(cli: RunCli) -> None:
+    result = cli("order", "buy", "AAPL", "1", "--stop", "50000", "--tif", "gtc", "--json")
+    assert result.code == ExitCode.OK, result.err
+    order = result.json()
+    assert isinstance(order, dict)
+    assert (order["order_type"], order["stop_price"], order["stop_triggered"]) == ("stop", "50000", False)
+    shown = cli("order", "buy", "AAPL", "1", "--stop", "0.01", "--price", "0.01").out
+    assert "type                stop_limit" in shown
+    assert "stop price          0.01" in shown
+    assert "triggered           yes" in shown
 
 
 def test_candles_come_oldest_first_with_exact_prices(cli: RunCli) -> None:
