@@ -11,6 +11,7 @@ import pytest
 
 from grpc_plugin.bridge import _orders as paper
 from grpc_plugin.bridge._broker import PaperBroker
+from grpc_plugin.bridge._errors import InvalidArgumentError
 from grpc_plugin.bridge._journal import MemoryJournal, SqliteJournal
 from grpc_plugin.bridge._market import Market
 from grpc_plugin.bridge._orders import NewOrder, OrderEvent, OrderUpdateRecord, Side, TimeInForce
@@ -178,3 +179,15 @@ async def test_malformed_stop_orders_are_invalid_arguments(
     error = await rpc_error(client.trading.PlaceOrder(_wire_stop("bad-stop", **fields), timeout=CALL_TIMEOUT))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in (error.details() or "")
+
+
+def test_only_a_stop_limit_of_the_stop_orders_takes_a_new_limit_price() -> None:
+    _, market, broker = _setup()
+    spec = market.instrument(SYMBOL)
+    high = spec.price(market.quote(SYMBOL).last * 2)
+    stop, _ = broker.place("paper", _stop("stop-mod", Side.BUY, high))
+    with pytest.raises(InvalidArgumentError, match="limit or stop-limit order"):
+        broker.modify("paper", stop.order_id, quantity=None, limit_price=Decimal(1))
+    stop_limit, _ = broker.place("paper", _stop("stop-limit-mod", Side.BUY, high, high))
+    changed = broker.modify("paper", stop_limit.order_id, quantity=None, limit_price=high + spec.tick_size)
+    assert (changed.limit_price, changed.stop_price) == (high + spec.tick_size, high)
