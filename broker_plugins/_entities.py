@@ -128,14 +128,22 @@ class OrderRequest:
 
     def __attrs_post_init__(self) -> None:
         kind = self.order_type
-        if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) and self.price is None:
+        if (
+            kind in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.CONDITIONAL_LIMIT)
+            and self.price is None
+        ):
             raise InvalidRequestError(f"a {kind.value.replace('_', '-')} order needs a price")
-        if kind in (OrderType.MARKET, OrderType.STOP) and self.price is not None:
+        if kind in (OrderType.MARKET, OrderType.STOP, OrderType.BEST_LIMIT) and self.price is not None:
             raise InvalidRequestError(f"a {kind} order takes no price, got {self.price}")
         if kind.is_stop and self.stop_price is None:
             raise InvalidRequestError(f"a {kind.value.replace('_', '-')} order needs a stop_price")
         if not kind.is_stop and self.stop_price is not None:
             raise InvalidRequestError(f"a {kind} order takes no stop_price, got {self.stop_price}")
+        if kind is OrderType.CONDITIONAL_LIMIT and self.time_in_force is not TimeInForce.DAY:
+            raise InvalidRequestError(
+                f"a conditional-limit order works for the day only: time_in_force must be day, not "
+                f"{self.time_in_force}"
+            )
 
     @classmethod
     def market(

@@ -67,6 +67,7 @@ class GrpcBrokerGateway(GatewayBase):
             Capability.STREAM_RESUME,
             Capability.HALF_OPEN_DETECTION,
             Capability.STOP_ORDERS,
+            Capability.KR_ORDER_TYPES,
         }
     )
 

@@ -57,6 +57,8 @@ _ORDER_TYPES = {
     trading_pb2.ORDER_TYPE_LIMIT: OrderType.LIMIT,
     trading_pb2.ORDER_TYPE_STOP: OrderType.STOP,
     trading_pb2.ORDER_TYPE_STOP_LIMIT: OrderType.STOP_LIMIT,
+    trading_pb2.ORDER_TYPE_BEST_LIMIT: OrderType.BEST_LIMIT,
+    trading_pb2.ORDER_TYPE_CONDITIONAL_LIMIT: OrderType.CONDITIONAL_LIMIT,
 }
 _TIMES_IN_FORCE = {
     trading_pb2.TIME_IN_FORCE_DAY: TimeInForce.DAY,

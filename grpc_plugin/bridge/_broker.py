@@ -3,9 +3,11 @@
 A new order is matched at once against the current quote (see `_matching`); what is left works and
 is matched on every later tick of its symbol. A stop or stop-limit order waits until the last trade
 reaches its stop price (a buy at or above it, a sell at or below), then works as a market or limit
-order from that tick on (`_matching`). DAY orders expire at 00:00 UTC. A buy holds back cash
-(its limit price, or the ask plus 5% for a market buy) so that working buys cannot overspend; a sell
-needs the shares (no short selling). Business rule violations end as REJECTED orders.
+order from that tick on (`_matching`). DAY orders expire at 00:00 UTC, but what is left of a KRX
+conditional-limit order is then matched as a market order; a KRX best-limit order gets the best
+opposite price as its limit when it arrives. A buy holds back cash (its limit price, or the ask
+plus 5% for a market buy) so that working buys cannot overspend; a sell needs the shares (no short
+selling). Business rule violations end as REJECTED orders.
 
 Each operation builds an `OrderChange`, journals it, then applies it and publishes its updates.
 """
@@ -49,6 +51,7 @@ __all__ = ["PaperBroker"]
 _DAY_NS = 86_400 * 1_000_000_000
 _MARKET_BUY_MARGIN = Decimal("1.05")  # cash held back for a market buy, as a multiple of the ask
 _ORDER_ID_PREFIX = "PO"
+_REPRICEABLE = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.CONDITIONAL_LIMIT})
 
 
 class PaperBroker:
@@ -211,6 +214,12 @@ class PaperBroker:
             create_ns=now,
             update_ns=now,
         )
+        if order.order_type is OrderType.BEST_LIMIT and self._market.has(order.symbol):
+            # The price is the broker's: the best opposite price now. As placed, the order has none.
+            spec = self._market.instrument(order.symbol)
+            quote = self._market.quote(order.symbol)
+            best = spec.price(quote.ask if order.side is Side.BUY else quote.bid)
+            order = attrs.evolve(order, limit_price=best, placed=(order.quantity, None))
         reason, reserve = self._check_new(order)
         if reason:
             order = attrs.evolve(order, status=OrderStatus.REJECTED, reject_reason=reason)
@@ -249,7 +258,7 @@ class PaperBroker:
                 f"order {order_id} is {order.status.value} and can no longer be modified"
             )
         spec = self._market.instrument(order.symbol)
-        if limit_price is not None and order.order_type not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        if limit_price is not None and order.order_type not in _REPRICEABLE:
             raise InvalidArgumentError("limit_price can only be changed on a limit or stop-limit order")
         new_quantity = order.quantity if quantity is None else quantity
         if new_quantity <= order.filled_quantity or new_quantity % spec.lot != 0:
@@ -372,8 +381,17 @@ class PaperBroker:
         for ids in self._working.values():
             for order_id in ids:
                 order = change.order(order_id)
-                if order.time_in_force is TimeInForce.DAY and order.create_ns // _DAY_NS < today:
-                    end(change, order, now, OrderStatus.EXPIRED)
+                if order.time_in_force is not TimeInForce.DAY or order.create_ns // _DAY_NS >= today:
+                    continue
+                if order.order_type is OrderType.CONDITIONAL_LIMIT:
+                    # At the close what is left becomes a market order: it takes what the book shows.
+                    order = attrs.evolve(order, limit_price=None, placed=order.placed_terms, update_ns=now)
+                    order = self._matcher.execute(
+                        change, order, self._market.quote(order.symbol), now, immediate=False
+                    )
+                    if not order.status.is_open:
+                        continue
+                end(change, order, now, OrderStatus.EXPIRED)
 
     def _commit(self, change: OrderChange) -> None:
         self._journal.record(list(change.orders.values()), change.updates, list(change.accounts.values()))
@@ -398,6 +416,8 @@ class PaperBroker:
 
 def _rule_violation(order: PaperOrder, spec: InstrumentSpec) -> str:
     """Why `order` breaks the instrument's quantity or price rules ("" if it does not)."""
+    if order.order_type in (OrderType.BEST_LIMIT, OrderType.CONDITIONAL_LIMIT) and spec.exchange != "KRX":
+        return f"{order.order_type.value} is a KRX order type; {spec.symbol} trades on {spec.exchange}"
     if order.quantity <= 0:
         return f"quantity must be greater than zero, got {order.quantity}"
     if order.quantity % spec.lot != 0:

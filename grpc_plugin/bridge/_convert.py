@@ -55,6 +55,8 @@ ORDER_TYPES: dict[OrderType, trading_pb2.OrderType.ValueType] = {
     OrderType.LIMIT: trading_pb2.ORDER_TYPE_LIMIT,
     OrderType.STOP: trading_pb2.ORDER_TYPE_STOP,
     OrderType.STOP_LIMIT: trading_pb2.ORDER_TYPE_STOP_LIMIT,
+    OrderType.BEST_LIMIT: trading_pb2.ORDER_TYPE_BEST_LIMIT,
+    OrderType.CONDITIONAL_LIMIT: trading_pb2.ORDER_TYPE_CONDITIONAL_LIMIT,
 }
 TIMES_IN_FORCE: dict[TimeInForce, trading_pb2.TimeInForce.ValueType] = {
     TimeInForce.DAY: trading_pb2.TIME_IN_FORCE_DAY,

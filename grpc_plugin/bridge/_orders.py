@@ -41,6 +41,8 @@ class OrderType(enum.Enum):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
+    BEST_LIMIT = "best_limit"
+    CONDITIONAL_LIMIT = "conditional_limit"
 
     @property
     def is_stop(self) -> bool:

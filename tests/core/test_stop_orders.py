@@ -1,4 +1,4 @@
-"""Stop and stop-limit order requests, and the capability a gateway needs to take them."""
+"""Stop, stop-limit and KRX order requests, and the capabilities a gateway needs to take them."""
 
 from __future__ import annotations
 
@@ -53,3 +53,10 @@ async def test_a_gateway_without_the_capability_refuses_stop_orders() -> None:
     assert Capability.STOP_ORDERS not in gateway.capabilities
     with pytest.raises(InvalidRequestError, match=r"does not place stop orders \(no stop_orders capability"):
         await gateway.place_order(OrderRequest.stop("ACME", "buy", 1, "10"))
+
+
+async def test_a_gateway_without_the_capability_refuses_the_kr_order_types() -> None:
+    gateway = MemoryBrokerGateway(link=MemoryLink(MemoryBackend()))
+    assert Capability.KR_ORDER_TYPES not in gateway.capabilities
+    with pytest.raises(InvalidRequestError, match=r"does not place best_limit orders \(no kr_order_types"):
+        await gateway.place_order(OrderRequest("ACME", "buy", 1, order_type="best_limit"))

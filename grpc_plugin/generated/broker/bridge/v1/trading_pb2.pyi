@@ -63,6 +63,16 @@ class _OrderTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderType.V
     """
     ORDER_TYPE_STOP_LIMIT: _OrderType.ValueType  # 4
     """A limit order at limit_price once the last trade price reaches stop_price (as for STOP)."""
+    ORDER_TYPE_BEST_LIMIT: _OrderType.ValueType  # 5
+    """KRX extension (best limit): a limit order at the best opposite price when the bridge receives
+    it (a buy at the best ask, a sell at the best bid); limit_price must be absent, and the order
+    reports the price it got. KRX instruments only (a REJECTED order otherwise); a bridge without
+    it rejects it with INVALID_ARGUMENT.
+    """
+    ORDER_TYPE_CONDITIONAL_LIMIT: _OrderType.ValueType  # 6
+    """KRX extension (conditional limit): a DAY limit order at limit_price whose remainder at the close
+    of the trading day becomes a market order. KRX instruments only; time_in_force DAY.
+    """
 
 class OrderType(_OrderType, metaclass=_OrderTypeEnumTypeWrapper):
     """How an order is priced."""
@@ -79,6 +89,16 @@ below it for a sell. A bridge without stop orders rejects it with INVALID_ARGUME
 """
 ORDER_TYPE_STOP_LIMIT: OrderType.ValueType  # 4
 """A limit order at limit_price once the last trade price reaches stop_price (as for STOP)."""
+ORDER_TYPE_BEST_LIMIT: OrderType.ValueType  # 5
+"""KRX extension (best limit): a limit order at the best opposite price when the bridge receives
+it (a buy at the best ask, a sell at the best bid); limit_price must be absent, and the order
+reports the price it got. KRX instruments only (a REJECTED order otherwise); a bridge without
+it rejects it with INVALID_ARGUMENT.
+"""
+ORDER_TYPE_CONDITIONAL_LIMIT: OrderType.ValueType  # 6
+"""KRX extension (conditional limit): a DAY limit order at limit_price whose remainder at the close
+of the trading day becomes a market order. KRX instruments only; time_in_force DAY.
+"""
 Global___OrderType: _TypeAlias = OrderType  # noqa: Y015
 
 class _TimeInForce:
