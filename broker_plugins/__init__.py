@@ -51,6 +51,14 @@ from broker_plugins._errors import (
 from broker_plugins._gateway import HealthStatus, IBrokerGateway, StateChange, StateListener
 from broker_plugins._limiter import CategoryStats, Limiter, LimiterStats, ObservableLimiter
 from broker_plugins._manager import BrokerConnectionManager, ConnectionStatus
+from broker_plugins._market_rules import (
+    KRX_ETF_TICKS,
+    KRX_STOCK_TICKS,
+    TickBand,
+    TickRounding,
+    TickSchedule,
+    daily_price_limits,
+)
 from broker_plugins._options import GatewayOption
 from broker_plugins._ratelimit import CATEGORIES, RateLimit, RateLimiter, RateLimitsSpec
 from broker_plugins._registry import BrokerRegistry
@@ -77,6 +85,8 @@ logging.getLogger("broker_plugins").addHandler(logging.NullHandler())
 
 __all__ = [
     "CATEGORIES",
+    "KRX_ETF_TICKS",
+    "KRX_STOCK_TICKS",
     "AuthenticationError",
     "Backoff",
     "Balance",
@@ -132,11 +142,15 @@ __all__ = [
     "StaleStream",
     "StateChange",
     "StateListener",
+    "TickBand",
+    "TickRounding",
+    "TickSchedule",
     "TimeInForce",
     "TradingSession",
     "UnknownGatewayError",
     "check_exchange",
     "check_symbol",
+    "daily_price_limits",
     "hookimpl",
     "hookspec",
     "to_decimal",

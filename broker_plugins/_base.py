@@ -122,6 +122,10 @@ class GatewayBase(GatewayLifecycle):
         """Place `request` exactly once (category `trading`)."""
         if not isinstance(request, OrderRequest):
             raise InvalidRequestError(f"place_order takes an OrderRequest, got {type(request).__name__}")
+        if request.order_type.is_stop:
+            self._require(Capability.STOP_ORDERS, "place stop orders")
+        if request.order_type.is_kr_extension:
+            self._require(Capability.KR_ORDER_TYPES, f"place {request.order_type} orders")
         return await self._run("place_order", self._place_order(request))
 
     async def cancel_order(self, order_id: str) -> Order:

@@ -18,6 +18,7 @@ import attrs
 from broker_plugins._checks import check_positive, check_symbol
 from broker_plugins._enums import Interval, OrderStatus, OrderType, Side, TimeInForce
 from broker_plugins._errors import InvalidRequestError
+from broker_plugins._market_rules import TickRounding, TickSchedule
 
 __all__ = [
     "Balance",
@@ -79,7 +80,13 @@ def new_client_order_id() -> str:
     return uuid.uuid4().hex
 
 
+def _to_stop_price(value: object) -> Decimal | None:
+    return None if value is None else check_positive(value, "stop_price")
+
+
 def _default_order_type(request: OrderRequest) -> OrderType:
+    if request.stop_price is not None:
+        return OrderType.STOP if request.price is None else OrderType.STOP_LIMIT
     return OrderType.MARKET if request.price is None else OrderType.LIMIT
 
 
@@ -87,7 +94,8 @@ def _default_order_type(request: OrderRequest) -> OrderType:
 class OrderRequest:
     """An order to place. Validated at construction; `client_order_id` is its idempotency key.
 
-    `order_type` defaults to LIMIT when a price is given and MARKET otherwise.
+    `order_type` defaults to LIMIT when a price is given and MARKET otherwise (STOP_LIMIT and STOP
+    when a `stop_price` is given too); stop orders need a gateway with `Capability.STOP_ORDERS`.
     Numbers may be given as `Decimal`, `int`, `str` or `float` and are stored as exact `Decimal`.
     """
 
@@ -97,6 +105,11 @@ class OrderRequest:
     price: Decimal | None = attrs.field(
         default=None,
         converter=_to_price,
+        kw_only=True,
+    )
+    stop_price: Decimal | None = attrs.field(
+        default=None,
+        converter=_to_stop_price,
         kw_only=True,
     )
     order_type: OrderType = attrs.field(
@@ -114,10 +127,23 @@ class OrderRequest:
     )
 
     def __attrs_post_init__(self) -> None:
-        if self.order_type is OrderType.LIMIT and self.price is None:
-            raise InvalidRequestError("a limit order needs a price")
-        if self.order_type is OrderType.MARKET and self.price is not None:
-            raise InvalidRequestError(f"a market order takes no price, got {self.price}")
+        kind = self.order_type
+        if (
+            kind in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.CONDITIONAL_LIMIT)
+            and self.price is None
+        ):
+            raise InvalidRequestError(f"a {kind.value.replace('_', '-')} order needs a price")
+        if kind in (OrderType.MARKET, OrderType.STOP, OrderType.BEST_LIMIT) and self.price is not None:
+            raise InvalidRequestError(f"a {kind} order takes no price, got {self.price}")
+        if kind.is_stop and self.stop_price is None:
+            raise InvalidRequestError(f"a {kind.value.replace('_', '-')} order needs a stop_price")
+        if not kind.is_stop and self.stop_price is not None:
+            raise InvalidRequestError(f"a {kind} order takes no stop_price, got {self.stop_price}")
+        if kind is OrderType.CONDITIONAL_LIMIT and self.time_in_force is not TimeInForce.DAY:
+            raise InvalidRequestError(
+                f"a conditional-limit order works for the day only: time_in_force must be day, not "
+                f"{self.time_in_force}"
+            )
 
     @classmethod
     def market(
@@ -135,6 +161,31 @@ class OrderRequest:
             side,
             quantity,
             order_type=OrderType.MARKET,
+            time_in_force=time_in_force,
+            client_order_id=new_client_order_id() if client_order_id is None else client_order_id,
+        )
+
+    @classmethod
+    def stop(
+        cls,
+        symbol: str,
+        side: Side | str,
+        quantity: Number,
+        stop_price: Number,
+        *,
+        limit_price: Number | None = None,
+        time_in_force: TimeInForce | str = TimeInForce.DAY,
+        client_order_id: str | None = None,
+    ) -> OrderRequest:
+        """A stop order at `stop_price`: a market order once triggered, or a limit order at
+        `limit_price` when one is given (STOP_LIMIT)."""
+        return cls(
+            symbol,
+            side,
+            quantity,
+            price=limit_price,
+            stop_price=stop_price,
+            order_type=OrderType.STOP if limit_price is None else OrderType.STOP_LIMIT,
             time_in_force=time_in_force,
             client_order_id=new_client_order_id() if client_order_id is None else client_order_id,
         )
@@ -162,9 +213,20 @@ class OrderRequest:
         )
 
 
+def _flat_schedule(instrument: Instrument) -> TickSchedule | None:
+    tick = instrument.tick_size
+    return TickSchedule.flat(tick) if isinstance(tick, Decimal) and tick > 0 else None
+
+
 @attrs.frozen
 class Instrument:
-    """A tradable instrument and its trading rules."""
+    """A tradable instrument and its trading rules.
+
+    `tick_schedule` holds the valid prices by price band; without one (a broker that reports a
+    single tick) it is one band of `tick_size`, and None only when no positive tick is known.
+    With a schedule, `tick_size` is the tick at the instrument's reference price: what a client
+    that ignores the schedule uses.
+    """
 
     symbol: str
     name: str
@@ -172,6 +234,30 @@ class Instrument:
     currency: str
     tick_size: Decimal
     lot_size: Decimal
+    tick_schedule: TickSchedule | None = attrs.field(
+        default=attrs.Factory(_flat_schedule, takes_self=True), kw_only=True
+    )
+
+    def tick_at(self, price: Number) -> Decimal:
+        """The tick that applies at `price`."""
+        return self._schedule().tick_at(_price(price))
+
+    def is_on_tick(self, price: Number) -> bool:
+        """True when `price` is a valid price of this instrument."""
+        return self._schedule().is_on_tick(_price(price))
+
+    def round_price(self, price: Number, rounding: TickRounding | str = TickRounding.NEAREST) -> Decimal:
+        """`price` moved to a valid price of this instrument (see `TickSchedule.round_price`)."""
+        return self._schedule().round_price(_price(price), rounding)
+
+    def _schedule(self) -> TickSchedule:
+        if self.tick_schedule is None:
+            raise InvalidRequestError(f"instrument {self.symbol!r} reports no tick size")
+        return self.tick_schedule
+
+
+def _price(value: Number) -> Decimal:
+    return check_positive(value, "price")
 
 
 @attrs.frozen
@@ -199,6 +285,10 @@ class Quote:
     ask_size: Decimal
     last: Decimal | None
     time: datetime
+    upper_limit: Decimal | None = None
+    """Today's highest allowed price (KRX: previous close + 30%), where the broker reports it."""
+    lower_limit: Decimal | None = None
+    """Today's lowest allowed price (KRX: previous close - 30%), where the broker reports it."""
 
 
 @attrs.frozen(kw_only=True)
@@ -219,6 +309,10 @@ class Order:
     created_at: datetime
     updated_at: datetime
     reject_reason: str = ""
+    stop_price: Decimal | None = None
+    """The stop price of a STOP or STOP_LIMIT order."""
+    stop_triggered: bool = False
+    """True once a stop order's stop price was reached and it works as a market or limit order."""
 
     @property
     def remaining_quantity(self) -> Decimal:

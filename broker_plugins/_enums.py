@@ -40,7 +40,27 @@ class OrderType(_StrEnum):
 
     MARKET = "market"
     LIMIT = "limit"
+    STOP = "stop"
+    """A market order once the last trade reaches `stop_price` (a buy at or above it, a sell at or below)."""
+    STOP_LIMIT = "stop_limit"
+    """A limit order at `price` once the last trade reaches `stop_price`."""
+    BEST_LIMIT = "best_limit"
+    """KRX extension (최유리지정가): a limit order at the best opposite price when it arrives (a buy
+    at the best ask, a sell at the best bid); the broker sets the price. Needs KR_ORDER_TYPES."""
+    CONDITIONAL_LIMIT = "conditional_limit"
+    """KRX extension (조건부지정가): a DAY limit order at `price` whose remainder at the close becomes
+    a market order. Needs KR_ORDER_TYPES."""
     UNKNOWN = "unknown"
+
+    @property
+    def is_stop(self) -> bool:
+        """True for the orders that wait for a stop price (needs the STOP_ORDERS capability)."""
+        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
+
+    @property
+    def is_kr_extension(self) -> bool:
+        """True for the KRX order types (needs the KR_ORDER_TYPES capability)."""
+        return self in (OrderType.BEST_LIMIT, OrderType.CONDITIONAL_LIMIT)
 
 
 class TimeInForce(_StrEnum):
@@ -131,3 +151,7 @@ class Capability(_StrEnum):
     """A peer that goes silent without closing the connection is detected within a declared bound."""
     MARKET_CALENDAR = "market_calendar"
     """`get_market_calendar` works: the broker reports each exchange's sessions and holidays."""
+    STOP_ORDERS = "stop_orders"
+    """`place_order` takes STOP and STOP_LIMIT orders (otherwise it raises `InvalidRequestError`)."""
+    KR_ORDER_TYPES = "kr_order_types"
+    """`place_order` takes the KRX order types BEST_LIMIT and CONDITIONAL_LIMIT (for KRX instruments)."""

@@ -1,9 +1,11 @@
-"""OR-1 to OR-3: what a caller is told about an order, and that an order is sent once.
+"""OR-1 to OR-4: what a caller is told about an order, and that an order is sent once.
 
 OR-1: a rejection raises `OrderRejectedError` with the backend's reason. OR-2: an order the backend
 took, whose reply was lost on a silent link, is returned or reported as of unknown outcome, never as
 "did not take effect" (`BrokerUnavailableError`, `OrderRejectedError`, ...). OR-3: against a backend
 that does not de-duplicate, an order whose reply was lost is never sent again before it is looked up.
+OR-4: an order type the gateway does not declare (stop orders without `stop_orders`) is refused with
+`InvalidRequestError` and never reaches the backend.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from decimal import ROUND_CEILING, Decimal
 import pytest
 
 from broker_plugins import (
+    Capability,
     ConnectionState,
     IBrokerGateway,
+    InvalidRequestError,
     Order,
     OrderOutcomeUnknownError,
     OrderRejectedError,
@@ -94,7 +98,7 @@ async def _sent_then_lost(
 
 
 class OrderClauses(SuiteBase):
-    """OR-1 to OR-3."""
+    """OR-1 to OR-4."""
 
     @clause("OR-1")
     async def test_or1_a_rejection_raises_with_the_reason(
@@ -232,6 +236,41 @@ class OrderClauses(SuiteBase):
             elif method in _LOOKUPS:
                 looked_up = True
         _exactly_one(harness, request.client_order_id, "OR-3")
+
+    @clause("OR-4")
+    async def test_or4_a_stop_order_without_the_capability_is_refused_before_it_is_sent(
+        self, started_broker_harness: ConformanceHarness
+    ) -> None:
+        """OR-4: a gateway that does not declare stop_orders refuses a stop order with
+        InvalidRequestError, and the backend receives no place_order."""
+        harness = started_broker_harness
+        async with open_gateway(harness, GENEROUS, "OR-4") as gateway:
+            if Capability.STOP_ORDERS in gateway.capabilities:
+                pytest.skip("the gateway declares stop_orders: it takes stop orders, no refusal to see")
+            resting = await _order_request(gateway, harness, "OR-4")
+            assert resting.price is not None  # a resting order is a limit order
+            request = OrderRequest.stop(
+                resting.symbol,
+                "buy",
+                resting.quantity,
+                resting.price,
+                client_order_id=resting.client_order_id,
+            )
+            harness.reset_backend_records()
+            outcome = await attempt("OR-4", gateway.place_order(request), CALL_BOUND, "place_order")
+        sent = sum(1 for record in harness.backend_requests() if record.method == "place_order")
+        expect(
+            isinstance(outcome, InvalidRequestError),
+            "OR-4",
+            f"place_order of a stop order, without the stop_orders capability, ended with {outcome!r}, "
+            "not InvalidRequestError",
+        )
+        expect(
+            sent == 0,
+            "OR-4",
+            f"the backend received {sent} place_order for a stop order the gateway "
+            "does not declare; it must be refused before anything is sent",
+        )
 
 
 async def _too_big(gateway: IBrokerGateway, harness: ConformanceHarness) -> OrderRequest:

@@ -64,7 +64,8 @@ class BrokerConformanceSuite(
       paging, stream re-openings, a shared budget)
     - RC-1 to RC-10: outages: failing fast, recovering, orders caught in one, leaks, reconnect pacing
       and jitter, what streams yield after one
-    - OR-1 to OR-3: orders: rejections, lost replies, a backend that does not de-duplicate
+    - OR-1 to OR-4: orders: rejections, lost replies, a backend that does not de-duplicate, order
+      types the gateway does not declare
     - HC-1, HC-2, DV-1: health checks, and values equal to what the backend served
     - BH-1 to BH-3: half-open (black-holed) connections, by the mechanism the gateway declares
     - MC-1: market calendars, for a gateway that declares `MARKET_CALENDAR`

@@ -263,5 +263,8 @@ def resting_order(quote: Quote, instrument: Instrument, *, client_order_id: str)
     tick = instrument.tick_size if instrument.tick_size > 0 else Decimal("0.01")
     ticks = (quote.bid * Decimal("0.9") / tick).to_integral_value(rounding=ROUND_FLOOR)
     price = max(ticks, Decimal(1)) * tick
+    if instrument.tick_schedule is not None and not instrument.tick_schedule.is_flat:
+        # By price band (KRX): 90% of the bid may lie in a band with another tick than tick_size.
+        price = instrument.tick_schedule.round_price(price, "down")
     quantity = instrument.lot_size if instrument.lot_size > 0 else Decimal(1)
     return OrderRequest.limit(quote.symbol, "buy", quantity, price, client_order_id=client_order_id)

@@ -72,6 +72,8 @@ class GrpcBrokerGateway(GatewayBase):
             Capability.STREAM_RESUME,
             Capability.HALF_OPEN_DETECTION,
             Capability.MARKET_CALENDAR,
+            Capability.STOP_ORDERS,
+            Capability.KR_ORDER_TYPES,
         }
     )
 

@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from broker_plugins import (
     Balance,
+    BrokerInternalError,
     Instrument,
     Interval,
     InvalidRequestError,
@@ -27,6 +28,7 @@ from broker_plugins import (
     Position,
     Quote,
     Side,
+    TickSchedule,
     TimeInForce,
 )
 from grpc_plugin.generated.broker.bridge.v1 import common_pb2, market_data_pb2, trading_pb2
@@ -53,6 +55,10 @@ _SIDES = {trading_pb2.SIDE_BUY: Side.BUY, trading_pb2.SIDE_SELL: Side.SELL}
 _ORDER_TYPES = {
     trading_pb2.ORDER_TYPE_MARKET: OrderType.MARKET,
     trading_pb2.ORDER_TYPE_LIMIT: OrderType.LIMIT,
+    trading_pb2.ORDER_TYPE_STOP: OrderType.STOP,
+    trading_pb2.ORDER_TYPE_STOP_LIMIT: OrderType.STOP_LIMIT,
+    trading_pb2.ORDER_TYPE_BEST_LIMIT: OrderType.BEST_LIMIT,
+    trading_pb2.ORDER_TYPE_CONDITIONAL_LIMIT: OrderType.CONDITIONAL_LIMIT,
 }
 _TIMES_IN_FORCE = {
     trading_pb2.TIME_IN_FORCE_DAY: TimeInForce.DAY,
@@ -183,8 +189,8 @@ def _optional_decimal(message: Message, field: str) -> Decimal | None:
 
 
 def instrument_from(message: market_data_pb2.Instrument) -> Instrument:
-    """An `Instrument` from its wire form."""
-    return Instrument(
+    """An `Instrument` from its wire form; without tick_bands (an older bridge) one band of tick_size."""
+    instrument = Instrument(
         symbol=message.symbol,
         name=message.name,
         exchange=message.exchange,
@@ -192,6 +198,17 @@ def instrument_from(message: market_data_pb2.Instrument) -> Instrument:
         tick_size=decimal_from(message.tick_size),
         lot_size=decimal_from(message.lot_size),
     )
+    if not message.tick_bands:
+        return instrument
+    try:
+        schedule = TickSchedule.from_pairs(
+            (decimal_from(band.price_from), decimal_from(band.tick)) for band in message.tick_bands
+        )
+    except InvalidRequestError as error:
+        raise BrokerInternalError(
+            f"the bridge sent a malformed tick schedule for {message.symbol!r}: {error}"
+        ) from None
+    return attrs.evolve(instrument, tick_schedule=schedule)
 
 
 def _slot_setters(cls: type, names: Sequence[str]) -> tuple[Callable[[object, object], None], ...] | None:
@@ -213,7 +230,7 @@ def _slot_setters(cls: type, names: Sequence[str]) -> tuple[Callable[[object, ob
     return tuple(slot.__set__ for slot in slots)  # type: ignore[union-attr]
 
 
-_QUOTE_FIELDS = ("symbol", "bid", "bid_size", "ask", "ask_size", "last", "time")
+_QUOTE_FIELDS = ("symbol", "bid", "bid_size", "ask", "ask_size", "last", "time", "upper_limit", "lower_limit")
 
 
 def _quote_by_init(  # noqa: PLR0917 - positional, like the fast builder it stands in for
@@ -224,19 +241,38 @@ def _quote_by_init(  # noqa: PLR0917 - positional, like the fast builder it stan
     ask_size: Decimal,
     last: Decimal | None,
     time: datetime,
+    upper_limit: Decimal | None = None,
+    lower_limit: Decimal | None = None,
 ) -> Quote:
-    return Quote(symbol=symbol, bid=bid, bid_size=bid_size, ask=ask, ask_size=ask_size, last=last, time=time)
+    return Quote(
+        symbol=symbol,
+        bid=bid,
+        bid_size=bid_size,
+        ask=ask,
+        ask_size=ask_size,
+        last=last,
+        time=time,
+        upper_limit=upper_limit,
+        lower_limit=lower_limit,
+    )
 
 
-def _quote_builder() -> Callable[[str, Decimal, Decimal, Decimal, Decimal, Decimal | None, datetime], Quote]:
+_QuoteBuilder = Callable[
+    [str, Decimal, Decimal, Decimal, Decimal, Decimal | None, datetime, Decimal | None, Decimal | None], Quote
+]
+
+
+def _quote_builder() -> _QuoteBuilder:
     setters = _slot_setters(Quote, _QUOTE_FIELDS)
     if setters is None:
         return _quote_by_init
     new = object.__new__
-    set_symbol, set_bid, set_bid_size, set_ask, set_ask_size, set_last, set_time = setters
+    set_symbol, set_bid, set_bid_size, set_ask, set_ask_size, set_last, set_time, set_upper, set_lower = (
+        setters
+    )
 
     # A Quote per streamed quote: filling the slots directly costs a third of the attrs __init__
-    # (seven keyword arguments, then seven object.__setattr__ calls), for the very same object.
+    # (nine keyword arguments, then nine object.__setattr__ calls), for the very same object.
     def build(  # noqa: PLR0917 - positional: called once per streamed quote
         symbol: str,
         bid: Decimal,
@@ -245,6 +281,8 @@ def _quote_builder() -> Callable[[str, Decimal, Decimal, Decimal, Decimal, Decim
         ask_size: Decimal,
         last: Decimal | None,
         time: datetime,
+        upper_limit: Decimal | None = None,
+        lower_limit: Decimal | None = None,
     ) -> Quote:
         quote: Quote = new(Quote)
         set_symbol(quote, symbol)
@@ -254,6 +292,8 @@ def _quote_builder() -> Callable[[str, Decimal, Decimal, Decimal, Decimal, Decim
         set_ask_size(quote, ask_size)
         set_last(quote, last)
         set_time(quote, time)
+        set_upper(quote, upper_limit)
+        set_lower(quote, lower_limit)
         return quote
 
     return build
@@ -277,6 +317,9 @@ def quote_from(message: market_data_pb2.Quote) -> Quote:
         message.time,
     )
     last_mantissa = last.mantissa
+    # A price limit is never zero, so a zero mantissa is an absent one (an older bridge, no limit).
+    upper, lower = message.upper_limit, message.lower_limit
+    upper_mantissa, lower_mantissa = upper.mantissa, lower.mantissa
     return _build_quote(
         message.symbol,
         decimals[bid.mantissa, bid.exponent],
@@ -285,6 +328,8 @@ def quote_from(message: market_data_pb2.Quote) -> Quote:
         decimals[ask_size.mantissa, ask_size.exponent],
         decimals[last_mantissa, last.exponent] if last_mantissa or message.HasField("last") else None,
         _SECONDS[stamp.seconds] + _MICROSECONDS[stamp.nanos // 1000],
+        decimals[upper_mantissa, upper.exponent] if upper_mantissa else None,
+        decimals[lower_mantissa, lower.exponent] if lower_mantissa else None,
     )
 
 
@@ -305,6 +350,8 @@ def order_from(message: trading_pb2.Order) -> Order:
         created_at=time_from(message.create_time),
         updated_at=time_from(message.update_time),
         reject_reason=message.reject_reason,
+        stop_price=_optional_decimal(message, "stop_price"),
+        stop_triggered=message.stop_triggered,
     )
 
 
@@ -331,6 +378,8 @@ def order_request_to(request: OrderRequest) -> trading_pb2.PlaceOrderRequest:
     )
     if request.price is not None:
         message.limit_price.CopyFrom(decimal_to(request.price, field="price"))
+    if request.stop_price is not None:
+        message.stop_price.CopyFrom(decimal_to(request.stop_price, field="stop_price"))
     return message
 
 

@@ -267,11 +267,16 @@ def _market_and_trading_commands(add: Callable[..., argparse.ArgumentParser]) ->
     calendar_options.add_argument("--symbol", metavar="SYMBOL", help="the exchange of this instrument")
     calendar_options.add_argument("--from", dest="start", metavar="DATE", help="first day of holidays")
     calendar_options.add_argument("--to", dest="end", metavar="DATE", help="last day of holidays")
-    order = add("order", "place an order (market, or limit with --price)", _commands.order)
+    order = add(
+        "order",
+        "place an order (market; limit with --price; stop or stop-limit with --stop)",
+        _commands.order,
+    )
     order.add_argument("side", choices=["buy", "sell"], help="buy or sell")
     order.add_argument("symbol", metavar="SYMBOL", help="instrument code")
     order.add_argument("quantity", metavar="QTY", help="how many (a positive number)")
     order.add_argument("--price", metavar="PRICE", help="limit price (default: a market order)")
+    order.add_argument("--stop", metavar="PRICE", help="stop price: a stop order (stop-limit with --price)")
     order.add_argument("--client-order-id", metavar="ID", help="idempotency key (default: a fresh one)")
     order.add_argument(
         "--tif",

@@ -124,7 +124,9 @@ async def instrument(ctx: Context) -> ExitCode:
     symbol = check_symbol(ctx.args.symbol)
     async with connect(ctx) as session:
         found = await session.gateway.get_instrument(symbol)
-    ctx.emit(found, lambda: key_values(instrument_rows(found)))
+        # Today's price limits come with the quote; people see them beside the rules.
+        quote = None if ctx.json else await session.gateway.get_quote(symbol)
+    ctx.emit(found, lambda: key_values(instrument_rows(found, quote)))
     return ExitCode.OK
 
 
@@ -149,11 +151,21 @@ async def wait_until_done(gateway: IBrokerGateway, order: Order, seconds: float)
 
 
 async def order(ctx: Context) -> ExitCode:
-    """`order buy|sell SYMBOL QTY [--limit PRICE]`: place one order, exactly once."""
+    """`order buy|sell SYMBOL QTY [--price PRICE] [--stop PRICE]`: place one order, exactly once."""
     args = ctx.args
     tif = TimeInForce(args.tif)
     # Built before connecting: a negative quantity is refused without touching the broker.
-    if args.price is None:
+    if args.stop is not None:
+        request = OrderRequest.stop(
+            args.symbol,
+            args.side,
+            args.quantity,
+            args.stop,
+            limit_price=args.price,
+            time_in_force=tif,
+            client_order_id=args.client_order_id,
+        )
+    elif args.price is None:
         request = OrderRequest.market(
             args.symbol, args.side, args.quantity, time_in_force=tif, client_order_id=args.client_order_id
         )

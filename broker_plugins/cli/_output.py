@@ -17,7 +17,7 @@ from typing import Any, TextIO, TypeVar, cast
 
 import attrs
 
-from broker_plugins._entities import Balance, Instrument, Order, Position
+from broker_plugins._entities import Balance, Instrument, Order, Position, Quote
 
 __all__ = [
     "Column",
@@ -142,8 +142,11 @@ def key_values(pairs: Sequence[tuple[str, str]]) -> str:
     return "\n".join(f"{key.ljust(width)}  {value}" for key, value in pairs)
 
 
-def instrument_rows(instrument: Instrument) -> list[tuple[str, str]]:
-    """An instrument, field by field."""
+def instrument_rows(instrument: Instrument, quote: Quote | None = None) -> list[tuple[str, str]]:
+    """An instrument, field by field; with its `quote`, today's price limits where it has them."""
+    limits: list[tuple[str, str]] = []
+    if quote is not None and quote.lower_limit is not None and quote.upper_limit is not None:
+        limits = [("price limits", f"{number(quote.lower_limit)} to {number(quote.upper_limit)} today")]
     return [
         ("symbol", instrument.symbol),
         ("name", instrument.name),
@@ -151,6 +154,19 @@ def instrument_rows(instrument: Instrument) -> list[tuple[str, str]]:
         ("currency", instrument.currency),
         ("tick size", number(instrument.tick_size)),
         ("lot size", number(instrument.lot_size)),
+        *_schedule_rows(instrument),
+        *limits,
+    ]
+
+
+def _schedule_rows(instrument: Instrument) -> list[tuple[str, str]]:
+    # One band is what "tick size" already says; a schedule gets a line per band.
+    schedule = instrument.tick_schedule
+    if schedule is None or schedule.is_flat:
+        return []
+    return [
+        ("tick schedule" if index == 0 else "", f"{number(band.tick)} from {number(band.price_from)}")
+        for index, band in enumerate(schedule.bands)
     ]
 
 
@@ -187,6 +203,14 @@ def order_rows(order: Order, ticks: Ticks | None = None) -> list[tuple[str, str]
         ("type", str(order.order_type)),
         ("quantity", number(order.quantity)),
         ("limit price", number(order.price, tick)),
+        *(
+            [
+                ("stop price", number(order.stop_price, tick)),
+                ("triggered", "yes" if order.stop_triggered else "no"),
+            ]
+            if order.stop_price is not None
+            else []
+        ),
         ("time in force", str(order.time_in_force)),
         ("status", str(order.status)),
         ("filled", number(order.filled_quantity)),

@@ -220,6 +220,26 @@ CLAUSES: tuple[Clause, ...] = (
         ),
     ),
     Clause(
+        "BK-MD-5",
+        "tick bands ascend from 0 on the tick below; quote limits come in pairs, on tick",
+        Needs.NOTHING,
+        3,
+        (
+            Rule(
+                _ORDERS,
+                "`Instrument.tick_bands` lists the tick by price band, ascending by `price_from`, the first "
+                "from 0; each `price_from` is a valid price of the band below it, and a valid price is a "
+                "band's `price_from` plus a whole number of its ticks",
+            ),
+            Rule(
+                _ORDERS,
+                "`Quote.upper_limit` and `Quote.lower_limit` are today's highest and lowest order prices "
+                "(KRX stocks: the previous close plus and less 30%, each rounded inward to its band's "
+                "tick). A bridge sends both or neither.",
+            ),
+        ),
+    ),
+    Clause(
         "BK-CD-1",
         "candle pages: at most page_size each, ascending on the interval grid, completed, limit in total",
         Needs.NOTHING,

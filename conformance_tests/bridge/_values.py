@@ -79,8 +79,13 @@ def far_buy(
 ) -> trading_pb2.PlaceOrderRequest:
     """A one-lot GTC buy limit well under the market: it works, and neither fills nor is rejected."""
     reference = value(quote.bid) if quote.HasField("bid") else value(quote.last)
-    tick = value(instrument.tick_size)
-    price = max(tick, (reference * _FAR_BELOW / tick).to_integral_value(ROUND_FLOOR) * tick)
+    target = reference * _FAR_BELOW
+    # The band holding the target decides its tick (tick_bands, KRX); without bands, tick_size.
+    start, tick = Decimal(0), value(instrument.tick_size)
+    for band in instrument.tick_bands:
+        if value(band.price_from) <= target:
+            start, tick = value(band.price_from), value(band.tick)
+    price = max(tick, start + ((target - start) / tick).to_integral_value(ROUND_FLOOR) * tick)
     return trading_pb2.PlaceOrderRequest(
         client_order_id=client_order_id,
         symbol=instrument.symbol,

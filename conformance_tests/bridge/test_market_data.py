@@ -1,8 +1,9 @@
-"""BK-MD: instruments listed and looked up, unknown symbols, quotes."""
+"""BK-MD: instruments listed and looked up, unknown symbols, quotes, tick bands and price limits."""
 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import grpc
 
@@ -116,3 +117,60 @@ def test_bk_md3_a_quote_names_its_symbol_and_time_with_the_bid_at_or_below_the_a
     for size in ("bid_size", "ask_size"):
         if quote.HasField(size) and value(getattr(quote, size)) < 0:
             check.fail(sent, f"{size} {value(getattr(quote, size))}")
+
+
+def _band_problem(instrument: md.Instrument) -> str:
+    """What is wrong with an instrument's tick bands ("" if nothing, or it has none)."""
+    previous: tuple[Decimal, Decimal] | None = None
+    for band in instrument.tick_bands:
+        start, tick = value(band.price_from), value(band.tick)
+        if tick <= 0:
+            return f"the band from {start} has tick {tick}"
+        if previous is None and start != 0:
+            return f"the first band starts at {start}, not 0"
+        if previous is not None and (start <= previous[0] or (start - previous[0]) % previous[1] != 0):
+            return (
+                f"the band from {start} does not follow the band from {previous[0]} on its tick {previous[1]}"
+            )
+        previous = (start, tick)
+    return ""
+
+
+def _on_tick(instrument: md.Instrument, price: Decimal) -> bool:
+    start, tick = Decimal(0), value(instrument.tick_size)
+    for band in instrument.tick_bands:
+        if value(band.price_from) <= price:
+            start, tick = value(band.price_from), value(band.tick)
+    return tick <= 0 or (price - start) % tick == 0
+
+
+def test_bk_md5_tick_bands_ascend_from_zero_and_quote_limits_come_in_pairs(
+    check: Check, instrument: md.Instrument
+) -> None:
+    market = check.wire.main.market
+    sent = "ListInstruments()"
+    listed = check.expect(
+        check.call(market.ListInstruments, md.ListInstrumentsRequest()), grpc.StatusCode.OK, sent
+    )
+    for listed_one in listed.reply.instruments:
+        problem = _band_problem(listed_one)
+        if problem:
+            check.fail(sent, f"{describe(listed_one)}: {problem}")
+    banded = next((i for i in listed.reply.instruments if i.tick_bands), None)
+    chosen = {instrument.symbol: instrument, **({banded.symbol: banded} if banded is not None else {})}
+    for symbol, known in chosen.items():
+        sent = f"GetQuote(symbol={symbol!r})"
+        quote = check.expect(
+            check.call(market.GetQuote, md.GetQuoteRequest(symbol=symbol)), grpc.StatusCode.OK, sent
+        ).reply.quote
+        has_upper, has_lower = quote.HasField("upper_limit"), quote.HasField("lower_limit")
+        if has_upper != has_lower:
+            check.fail(sent, f"only the {'upper' if has_upper else 'lower'} limit", rule=1)
+        if not has_upper:
+            continue
+        lower, upper = value(quote.lower_limit), value(quote.upper_limit)
+        if not 0 < lower < upper:
+            check.fail(sent, f"limits {lower} to {upper}", rule=1)
+        for limit in (lower, upper):
+            if not _on_tick(known, limit):
+                check.fail(sent, f"the limit {limit} is off the instrument's tick", rule=1)

@@ -1,9 +1,13 @@
 """The paper broker: accepts, matches, cancels and modifies orders against the simulated quotes.
 
 A new order is matched at once against the current quote (see `_matching`); what is left works and
-is matched on every later tick of its symbol. DAY orders expire at 00:00 UTC. A buy holds back cash
-(its limit price, or the ask plus 5% for a market buy) so that working buys cannot overspend; a sell
-needs the shares (no short selling). Business rule violations end as REJECTED orders.
+is matched on every later tick of its symbol. A stop or stop-limit order waits until the last trade
+reaches its stop price (a buy at or above it, a sell at or below), then works as a market or limit
+order from that tick on (`_matching`). DAY orders expire at 00:00 UTC, but what is left of a KRX
+conditional-limit order is then matched as a market order; a KRX best-limit order gets the best
+opposite price as its limit when it arrives. A buy holds back cash (its limit price, or the ask
+plus 5% for a market buy) so that working buys cannot overspend; a sell needs the shares (no short
+selling). Business rule violations end as REJECTED orders.
 
 Each operation builds an `OrderChange`, journals it, then applies it and publishes its updates.
 """
@@ -39,6 +43,7 @@ from grpc_plugin.bridge._orders import (
     TimeInForce,
     differences,
 )
+from grpc_plugin.bridge._price_rules import limit_violation, price_violation
 from grpc_plugin.bridge._updates import UpdateLog
 
 __all__ = ["PaperBroker"]
@@ -46,6 +51,7 @@ __all__ = ["PaperBroker"]
 _DAY_NS = 86_400 * 1_000_000_000
 _MARKET_BUY_MARGIN = Decimal("1.05")  # cash held back for a market buy, as a multiple of the ask
 _ORDER_ID_PREFIX = "PO"
+_REPRICEABLE = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.CONDITIONAL_LIMIT})
 
 
 class PaperBroker:
@@ -200,6 +206,7 @@ class PaperBroker:
             quantity=request.quantity,
             limit_price=request.limit_price,
             time_in_force=request.time_in_force,
+            stop_price=request.stop_price,
             status=OrderStatus.NEW,
             filled_quantity=Decimal(0),
             average_fill_price=None,
@@ -207,6 +214,12 @@ class PaperBroker:
             create_ns=now,
             update_ns=now,
         )
+        if order.order_type is OrderType.BEST_LIMIT and self._market.has(order.symbol):
+            # The price is the broker's: the best opposite price now. As placed, the order has none.
+            spec = self._market.instrument(order.symbol)
+            quote = self._market.quote(order.symbol)
+            best = spec.price(quote.ask if order.side is Side.BUY else quote.bid)
+            order = attrs.evolve(order, limit_price=best, placed=(order.quantity, None))
         reason, reserve = self._check_new(order)
         if reason:
             order = attrs.evolve(order, status=OrderStatus.REJECTED, reject_reason=reason)
@@ -245,8 +258,8 @@ class PaperBroker:
                 f"order {order_id} is {order.status.value} and can no longer be modified"
             )
         spec = self._market.instrument(order.symbol)
-        if limit_price is not None and order.order_type is not OrderType.LIMIT:
-            raise InvalidArgumentError("limit_price can only be changed on a limit order")
+        if limit_price is not None and order.order_type not in _REPRICEABLE:
+            raise InvalidArgumentError("limit_price can only be changed on a limit or stop-limit order")
         new_quantity = order.quantity if quantity is None else quantity
         if new_quantity <= order.filled_quantity or new_quantity % spec.lot != 0:
             raise InvalidArgumentError(
@@ -254,11 +267,14 @@ class PaperBroker:
                 f"{order.filled_quantity} already filled, got {new_quantity}"
             )
         new_price = order.limit_price if limit_price is None else limit_price
-        if limit_price is not None and (limit_price <= 0 or spec.units(limit_price) % spec.tick != 0):
-            raise InvalidArgumentError(
-                f"limit_price must be a positive multiple of the tick size {spec.tick_size}, "
-                f"got {limit_price}"
-            )
+        reason = "" if limit_price is None else price_violation("limit_price", limit_price, spec)
+        if reason:
+            raise InvalidArgumentError(reason)
+        outside = (
+            "" if limit_price is None else self._outside_limits("limit_price", limit_price, order.symbol)
+        )
+        if outside:
+            raise FailedPreconditionError(outside)
         now = self._clock_ns()
         updated = attrs.evolve(
             order,
@@ -310,12 +326,18 @@ class PaperBroker:
             return f"unknown symbol {order.symbol!r}", Decimal(0)
         spec = self._market.instrument(order.symbol)
         reason = _rule_violation(order, spec)
+        for field, price in (("limit price", order.limit_price), ("stop price", order.stop_price)):
+            if not reason and price is not None:
+                reason = self._outside_limits(field, price, order.symbol)
         if reason or order.side is Side.SELL:
             return reason or self._check_position(order.account, order.symbol, order.quantity), Decimal(0)
         if order.limit_price is not None:
             reserve = order.limit_price
         else:
+            # A market buy, or a stop buy that becomes one at about its stop price (or at once).
             ask = spec.price(self._market.quote(order.symbol).ask)
+            if order.stop_price is not None:
+                ask = max(ask, order.stop_price)
             reserve = (ask * _MARKET_BUY_MARGIN).quantize(spec.tick_size, rounding=ROUND_CEILING)
         cash = self.account(order.account).cash.get(spec.currency, Decimal(0))
         available = buying_power(cash, spec.currency, self._working_orders(order.account), self._market)
@@ -327,6 +349,9 @@ class PaperBroker:
                 Decimal(0),
             )
         return "", reserve
+
+    def _outside_limits(self, field: str, price: Decimal, symbol: str) -> str:
+        return limit_violation(field, price, self._market.instrument(symbol), self._market.quote(symbol))
 
     def _check_position(
         self, account: str, symbol: str, quantity: Decimal, *, raise_error: bool = False
@@ -356,8 +381,17 @@ class PaperBroker:
         for ids in self._working.values():
             for order_id in ids:
                 order = change.order(order_id)
-                if order.time_in_force is TimeInForce.DAY and order.create_ns // _DAY_NS < today:
-                    end(change, order, now, OrderStatus.EXPIRED)
+                if order.time_in_force is not TimeInForce.DAY or order.create_ns // _DAY_NS >= today:
+                    continue
+                if order.order_type is OrderType.CONDITIONAL_LIMIT:
+                    # At the close what is left becomes a market order: it takes what the book shows.
+                    order = attrs.evolve(order, limit_price=None, placed=order.placed_terms, update_ns=now)
+                    order = self._matcher.execute(
+                        change, order, self._market.quote(order.symbol), now, immediate=False
+                    )
+                    if not order.status.is_open:
+                        continue
+                end(change, order, now, OrderStatus.EXPIRED)
 
     def _commit(self, change: OrderChange) -> None:
         self._journal.record(list(change.orders.values()), change.updates, list(change.accounts.values()))
@@ -382,11 +416,14 @@ class PaperBroker:
 
 def _rule_violation(order: PaperOrder, spec: InstrumentSpec) -> str:
     """Why `order` breaks the instrument's quantity or price rules ("" if it does not)."""
+    if order.order_type in (OrderType.BEST_LIMIT, OrderType.CONDITIONAL_LIMIT) and spec.exchange != "KRX":
+        return f"{order.order_type.value} is a KRX order type; {spec.symbol} trades on {spec.exchange}"
     if order.quantity <= 0:
         return f"quantity must be greater than zero, got {order.quantity}"
     if order.quantity % spec.lot != 0:
         return f"quantity {order.quantity} is not a multiple of the lot size {spec.lot}"
-    price = order.limit_price
-    if price is not None and (price <= 0 or spec.units(price) % spec.tick != 0):
-        return f"limit price {price} is not a positive multiple of the tick size {spec.tick_size}"
+    for field, price in (("limit price", order.limit_price), ("stop price", order.stop_price)):
+        reason = "" if price is None else price_violation(field, price, spec)
+        if reason:
+            return reason
     return ""

@@ -53,23 +53,22 @@ class CandleColumns:
 def _compute_block(seed: int, spec: InstrumentSpec, interval: Interval, block: int) -> CandleColumns:
     length = interval.ms
     first = block * BLOCK_BARS
-    tick = spec.tick
     path = PricePath(seed, spec.base_price)
     bar_seed = mix64(seed ^ length)
     # Wicks scale with the square root of the bar length, like the spread of a random walk.
     wick_scale = 0.0015 * (length / 60_000) ** 0.5
     volume_scale = spec.base_volume * (length / 60_000) ** 0.9
     lot = spec.lot
+    # Prices snap to the tick of their band (a KRX price crossing 50,000 KRW goes from 50 to 100).
+    nearest, floor, ceil = spec.nearest_units, spec.floor_units, spec.ceil_units
     opens, highs, lows, closes, volumes = (array("q") for _ in range(5))
-    open_units = max(tick, round(path.at(first * length) / tick) * tick)
+    open_units = nearest(path.at(first * length))
     for index in range(first, first + BLOCK_BARS):
-        close_units = max(tick, round(path.at((index + 1) * length) / tick) * tick)
+        close_units = nearest(path.at((index + 1) * length))
         noise = mix64((bar_seed + index) & 0xFFFFFFFFFFFFFFFF)
         wick = open_units * wick_scale
-        up = int(wick * (noise & 0xFFFF) / 65_536.0) // tick * tick
-        down = int(wick * ((noise >> 16) & 0xFFFF) / 65_536.0) // tick * tick
-        high = max(open_units, close_units) + up
-        low = max(tick, min(open_units, close_units) - down)
+        high = floor(max(open_units, close_units) + int(wick * (noise & 0xFFFF) / 65_536.0))
+        low = ceil(min(open_units, close_units) - int(wick * ((noise >> 16) & 0xFFFF) / 65_536.0))
         shares = int(volume_scale * (0.3 + 1.4 * ((noise >> 32) / 4_294_967_296.0)))
         opens.append(open_units)
         highs.append(high)

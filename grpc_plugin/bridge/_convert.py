@@ -53,6 +53,10 @@ SIDES: dict[Side, trading_pb2.Side.ValueType] = {
 ORDER_TYPES: dict[OrderType, trading_pb2.OrderType.ValueType] = {
     OrderType.MARKET: trading_pb2.ORDER_TYPE_MARKET,
     OrderType.LIMIT: trading_pb2.ORDER_TYPE_LIMIT,
+    OrderType.STOP: trading_pb2.ORDER_TYPE_STOP,
+    OrderType.STOP_LIMIT: trading_pb2.ORDER_TYPE_STOP_LIMIT,
+    OrderType.BEST_LIMIT: trading_pb2.ORDER_TYPE_BEST_LIMIT,
+    OrderType.CONDITIONAL_LIMIT: trading_pb2.ORDER_TYPE_CONDITIONAL_LIMIT,
 }
 TIMES_IN_FORCE: dict[TimeInForce, trading_pb2.TimeInForce.ValueType] = {
     TimeInForce.DAY: trading_pb2.TIME_IN_FORCE_DAY,
@@ -76,6 +80,7 @@ _EVENTS: dict[OrderEvent, trading_pb2.OrderEvent.ValueType] = {
     OrderEvent.MODIFIED: trading_pb2.ORDER_EVENT_MODIFIED,
     OrderEvent.CANCELED: trading_pb2.ORDER_EVENT_CANCELED,
     OrderEvent.EXPIRED: trading_pb2.ORDER_EVENT_EXPIRED,
+    OrderEvent.TRIGGERED: trading_pb2.ORDER_EVENT_TRIGGERED,
 }
 
 
@@ -109,13 +114,19 @@ def instrument_message(spec: InstrumentSpec) -> market_data_pb2.Instrument:
         currency=spec.currency,
         tick_size=decimal_message(spec.tick_size),
         lot_size=decimal_message(spec.lot_size),
+        tick_bands=[
+            market_data_pb2.TickBand(
+                price_from=decimal_message(spec.price(start)), tick=decimal_message(spec.price(tick))
+            )
+            for start, tick in spec.bands
+        ],
     )
 
 
 def quote_message(quote: MarketQuote, price_exponent: int) -> market_data_pb2.Quote:
     """The Quote message of `quote`; prices share the instrument's exponent, sizes are shares."""
     exponent = price_exponent
-    return market_data_pb2.Quote(
+    message = market_data_pb2.Quote(
         symbol=quote.symbol,
         bid=common_pb2.Decimal(mantissa=quote.bid, exponent=exponent),
         bid_size=common_pb2.Decimal(mantissa=quote.bid_size),
@@ -124,6 +135,10 @@ def quote_message(quote: MarketQuote, price_exponent: int) -> market_data_pb2.Qu
         last=common_pb2.Decimal(mantissa=quote.last, exponent=exponent),
         time=timestamp(quote.time_ns),
     )
+    if quote.upper_limit:
+        message.upper_limit.CopyFrom(common_pb2.Decimal(mantissa=quote.upper_limit, exponent=exponent))
+        message.lower_limit.CopyFrom(common_pb2.Decimal(mantissa=quote.lower_limit, exponent=exponent))
+    return message
 
 
 def order_message(order: PaperOrder) -> trading_pb2.Order:
@@ -141,7 +156,10 @@ def order_message(order: PaperOrder) -> trading_pb2.Order:
         reject_reason=order.reject_reason,
         create_time=timestamp(order.create_ns),
         update_time=timestamp(order.update_ns),
+        stop_triggered=order.stop_triggered,
     )
+    if order.stop_price is not None:
+        message.stop_price.CopyFrom(decimal_message(order.stop_price))
     if order.limit_price is not None:
         message.limit_price.CopyFrom(decimal_message(order.limit_price))
     if order.average_fill_price is not None:

@@ -191,6 +191,8 @@ def _order_to(order: PaperOrder) -> dict[str, Any]:
         "reserve_price": str(order.reserve_price),
         "filled_value": str(order.filled_value),
         "placed": None if order.placed is None else [str(order.placed[0]), _dec(order.placed[1])],
+        "stop_price": _dec(order.stop_price),
+        "stop_triggered": order.stop_triggered,
     }
 
 
@@ -215,6 +217,9 @@ def _order_from(data: dict[str, Any]) -> PaperOrder:
         filled_value=Decimal(data["filled_value"]),
         # State files written before modifications were tracked have no "placed".
         placed=_placed_from(data.get("placed")),
+        # State files written before stop orders existed have neither.
+        stop_price=_undec(data.get("stop_price")),
+        stop_triggered=bool(data.get("stop_triggered", False)),
     )
 
 

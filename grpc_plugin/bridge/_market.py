@@ -4,6 +4,10 @@ Quotes tick at `tick_rate` ticks per second per instrument. Tick k happens at k 
 seconds since the Unix epoch, and its quote is a pure function of (seed, symbol, k): the mid is
 the instrument's price path at that time, the spread one or two ticks, sizes hashed. So every
 client, and the paper broker, sees the same quote for the same tick.
+
+An instrument with a daily limit (KRX stocks: 30%) trades within the previous close -/+ that
+fraction, rounded inward to tick; the previous close is the last daily candle's close (days end at
+00:00 UTC, as for DAY orders). The simulated path moves a few percent a day, far from the limits.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+from broker_plugins import daily_price_limits
 from grpc_plugin.bridge._candles import CandleColumns, CandleSource, Interval, hash_symbol
 from grpc_plugin.bridge._errors import NotFoundError
 from grpc_plugin.bridge._instruments import INSTRUMENTS, InstrumentSpec
@@ -21,6 +26,7 @@ from grpc_plugin.bridge._pricepath import PricePath, mix64
 __all__ = ["Market", "MarketQuote"]
 
 _MASK = (1 << 64) - 1
+_DAY_NS = 86_400 * 1_000_000_000
 
 
 @attrs.frozen
@@ -35,6 +41,8 @@ class MarketQuote:
     ask: int
     ask_size: int
     last: int
+    lower_limit: int = 0  # today's limits in price units; 0 when the instrument has none
+    upper_limit: int = 0
 
 
 class Market:
@@ -62,6 +70,7 @@ class Market:
             for symbol, spec in self._instruments.items()
         }
         self._latest: dict[str, MarketQuote] = {}
+        self._limits: dict[tuple[str, int], tuple[int, int]] = {}
 
     @property
     def instruments(self) -> Sequence[InstrumentSpec]:
@@ -104,16 +113,40 @@ class Market:
         time_ns = int(tick * 1_000_000_000 // self.tick_rate)
         mid = self._paths[symbol].at(time_ns // 1_000_000)
         noise = mix64((self._symbol_seeds[symbol] + tick) & _MASK)
-        step = spec.tick
-        spread = step * (1 + (noise & 1))
-        bid = max(step, int((mid - spread / 2) / step) * step)
-        ask = bid + spread
+        # One or two ticks of the band at the mid; the ask steps up the bands (49,950 -> 50,000 -> 50,100).
+        step = spec.tick_units_at(mid)
+        ticks = 1 + (noise & 1)
+        bid = spec.floor_units(mid - step * ticks / 2)
+        ask = bid
+        for _ in range(ticks):
+            ask += spec.tick_units_at(ask)
         bid_size = spec.lot * (1 + ((noise >> 8) & 0xFFFF) % (spec.max_display // spec.lot))
         ask_size = spec.lot * (1 + ((noise >> 24) & 0xFFFF) % (spec.max_display // spec.lot))
         last = ask if (noise >> 1) & 1 else bid
-        quote = MarketQuote(symbol, tick, time_ns, bid, bid_size, ask, ask_size, last)
+        lower, upper = self.limits(symbol, time_ns // _DAY_NS)
+        quote = MarketQuote(symbol, tick, time_ns, bid, bid_size, ask, ask_size, last, lower, upper)
         self._latest[symbol] = quote
         return quote
+
+    def limits(self, symbol: str, day: int) -> tuple[int, int]:
+        """(lower, upper) price limits of `symbol` on `day` (days since the epoch); (0, 0) for none."""
+        key = (symbol, day)
+        found = self._limits.get(key)
+        if found is None:
+            spec = self.instrument(symbol)
+            found = (0, 0)
+            if spec.daily_limit is not None:
+                close = self.previous_close(symbol, day)
+                lower, upper = daily_price_limits(spec.price(close), spec.schedule, spec.daily_limit)
+                found = (int(spec.units(lower)), int(spec.units(upper)))
+            if len(self._limits) >= 4096:
+                self._limits.clear()
+            self._limits[key] = found
+        return found
+
+    def previous_close(self, symbol: str, day: int) -> int:
+        """The close of the daily candle before `day`, in price units."""
+        return self._candles.candles(self.instrument(symbol), Interval.ONE_DAY, day - 1, day).close[0]
 
     def candles(self, symbol: str, interval: Interval, first: int, stop: int) -> CandleColumns:
         """Bars `first` to `stop` (exclusive) of `symbol`; `NotFoundError` for an unknown symbol."""

@@ -2,8 +2,9 @@
 
 A market order, or a limit order that is marketable (buy limit >= ask, sell limit <= bid), fills
 at the ask (buy) or bid (sell), up to the size displayed at that tick; displayed size is shared,
-so what one order takes at a tick the next cannot. IOC fills what it can at once and expires the
-rest; FOK fills completely at once or expires.
+so what one order takes at a tick the next cannot. A stop or stop-limit order first waits for the
+last trade to reach its stop price; the tick that triggers it (TRIGGERED) also matches it. IOC
+fills what it can at once and expires the rest; FOK fills completely at once or expires.
 """
 
 from __future__ import annotations
@@ -90,6 +91,13 @@ class Matcher:
         """Fill what `quote` allows; `immediate` applies IOC and FOK (the order is new)."""
         spec = self._market.instrument(order.symbol)
         buying = order.side is Side.BUY
+        if order.order_type.is_stop and not order.stop_triggered:
+            assert order.stop_price is not None  # a stop order always has one
+            last = spec.price(quote.last)
+            if not (last >= order.stop_price if buying else last <= order.stop_price):
+                return order
+            order = attrs.evolve(order, stop_triggered=True, update_ns=now)
+            change.emit(OrderEvent.TRIGGERED, order, now)
         price = spec.price(quote.ask if buying else quote.bid)
         limit = order.limit_price
         marketable = limit is None or (limit >= price if buying else limit <= price)

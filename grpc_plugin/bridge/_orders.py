@@ -39,6 +39,15 @@ class OrderType(enum.Enum):
 
     MARKET = "market"
     LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+    BEST_LIMIT = "best_limit"
+    CONDITIONAL_LIMIT = "conditional_limit"
+
+    @property
+    def is_stop(self) -> bool:
+        """True for the orders that wait for their stop price."""
+        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
 
 
 class TimeInForce(enum.Enum):
@@ -76,6 +85,7 @@ class OrderEvent(enum.Enum):
     MODIFIED = "modified"
     CANCELED = "canceled"
     EXPIRED = "expired"
+    TRIGGERED = "triggered"
 
 
 @attrs.frozen
@@ -89,6 +99,7 @@ class NewOrder:
     quantity: Decimal
     limit_price: Decimal | None
     time_in_force: TimeInForce
+    stop_price: Decimal | None = None
 
 
 @attrs.frozen
@@ -118,6 +129,9 @@ class PaperOrder:
     # Quantity and limit price as placed, once a modification changed them (None: unchanged), so
     # that a retry of the original PlaceOrder is still recognised as the same order.
     placed: tuple[Decimal, Decimal | None] | None = None
+    # A stop or stop-limit order's stop price, and whether the last trade has reached it.
+    stop_price: Decimal | None = None
+    stop_triggered: bool = False
 
     @property
     def placed_terms(self) -> tuple[Decimal, Decimal | None]:
@@ -176,16 +190,25 @@ def differences(order: PaperOrder, request: NewOrder) -> list[str]:
     order is compared as it was placed.
     """
     quantity, limit_price = order.placed_terms
-    placed = (order.symbol, order.side, order.order_type, quantity, limit_price, order.time_in_force)
+    placed = (
+        order.symbol,
+        order.side,
+        order.order_type,
+        quantity,
+        limit_price,
+        order.stop_price,
+        order.time_in_force,
+    )
     asked = (
         request.symbol,
         request.side,
         request.order_type,
         request.quantity,
         request.limit_price,
+        request.stop_price,
         request.time_in_force,
     )
-    names = ("symbol", "side", "order_type", "quantity", "limit_price", "time_in_force")
+    names = ("symbol", "side", "order_type", "quantity", "limit_price", "stop_price", "time_in_force")
     return [
         f"{name} {_term(theirs)}, not {_term(ours)}"
         for name, ours, theirs in zip(names, placed, asked, strict=True)

@@ -47,6 +47,7 @@ SHOWN_CHARACTERS = 40
 
 _D = TypeVar("_D")
 INTERVAL_BY_NUMBER: dict[int, Interval] = {int(number): value for value, number in INTERVALS.items()}
+_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.CONDITIONAL_LIMIT})
 _SIDE_BY_NUMBER: dict[int, Side] = {int(number): side for side, number in SIDES.items()}
 _TYPE_BY_NUMBER: dict[int, OrderType] = {int(number): kind for kind, number in ORDER_TYPES.items()}
 _TIF_BY_NUMBER: dict[int, TimeInForce] = {int(number): tif for tif, number in TIMES_IN_FORCE.items()}
@@ -134,14 +135,25 @@ def timestamp_ns(message: Timestamp, field: str) -> int:
 def new_order(request: trading_pb2.PlaceOrderRequest) -> NewOrder:
     """The domain order of a PlaceOrder request."""
     order_type = enum_value(request.order_type, _TYPE_BY_NUMBER, "order_type")
-    has_price = request.HasField("limit_price")
-    if order_type is OrderType.LIMIT and not has_price:
-        raise InvalidArgumentError("limit_price is required for a limit order")
-    if order_type is OrderType.MARKET and has_price:
-        raise InvalidArgumentError("limit_price must be absent for a market order")
+    has_price, has_stop = request.HasField("limit_price"), request.HasField("stop_price")
+    kind = order_type.value.replace("_", "-")
+    if order_type in _PRICED and not has_price:
+        raise InvalidArgumentError(f"limit_price is required for a {kind} order")
+    if order_type not in _PRICED and has_price:
+        raise InvalidArgumentError(f"limit_price must be absent for a {kind} order")
+    if order_type.is_stop and not has_stop:
+        raise InvalidArgumentError(f"stop_price is required for a {kind} order")
+    if not order_type.is_stop and has_stop:
+        raise InvalidArgumentError(f"stop_price must be absent for a {kind} order")
     if not request.HasField("quantity"):
         raise InvalidArgumentError("quantity is required")
     tif_number = request.time_in_force
+    if order_type.is_stop and tif_number in (trading_pb2.TIME_IN_FORCE_IOC, trading_pb2.TIME_IN_FORCE_FOK):
+        raise InvalidArgumentError(
+            f"a {kind} order waits for its stop price: time_in_force must be DAY or GTC"
+        )
+    if order_type is OrderType.CONDITIONAL_LIMIT and tif_number not in (0, trading_pb2.TIME_IN_FORCE_DAY):
+        raise InvalidArgumentError("a conditional-limit order works for the day: time_in_force must be DAY")
     return NewOrder(
         client_order_id=client_order_id(request.client_order_id),
         symbol=symbol(request.symbol),
@@ -152,4 +164,5 @@ def new_order(request: trading_pb2.PlaceOrderRequest) -> NewOrder:
         time_in_force=TimeInForce.DAY
         if tif_number == 0
         else enum_value(tif_number, _TIF_BY_NUMBER, "time_in_force"),
+        stop_price=decimal(request.stop_price, "stop_price") if has_stop else None,
     )

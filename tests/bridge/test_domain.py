@@ -92,7 +92,8 @@ def test_candles_do_not_depend_on_how_a_range_is_split(
         assert list(getattr(whole, column)) == list(getattr(left, column)) + list(getattr(right, column))
     for open_, high, low, close in zip(whole.open, whole.high, whole.low, whole.close, strict=True):
         assert 0 < low <= min(open_, close) <= max(open_, close) <= high
-        assert open_ % spec.tick == high % spec.tick == low % spec.tick == close % spec.tick == 0
+        # On the tick of each price's band (KRX stocks cross band edges).
+        assert all(spec.floor_units(price) == price for price in (open_, high, low, close))
 
 
 def test_quotes_are_a_function_of_seed_symbol_and_tick() -> None:
@@ -207,7 +208,7 @@ def test_the_sqlite_journal_brings_everything_back(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     market, broker = _broker(clock, SqliteJournal(path))
     broker.place("paper", _order("p-1", symbol="005930", quantity=5))
-    far = str(market.instrument("005930").price(market.quote("005930").bid // 2 // 100 * 100))
+    far = str(market.instrument("005930").price(market.quote("005930").bid * 8 // 10 // 1000 * 1000))
     resting, _ = broker.place("paper", _order("p-2", symbol="005930", quantity=2, limit=far))
     broker.modify("paper", resting.order_id, quantity=Decimal(3), limit_price=None)
     broker.place("other", _order("p-1", symbol="NOPE"))

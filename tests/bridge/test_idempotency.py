@@ -20,9 +20,9 @@ BUY, SELL = tr.SIDE_BUY, tr.SIDE_SELL
 
 
 async def _far_limit(client: Client, coid: str, quantity: int = 1) -> tr.PlaceOrderRequest:
-    """A buy limit order on 005930 far below the market, so that it keeps working."""
+    """A buy limit order on 005930 far below the market (within its -30% limit), so that it keeps working."""
     ask = await current_ask(client, "005930")
-    return limit_order(coid, "005930", BUY, quantity, str(ask / 2 // 100 * 100))
+    return limit_order(coid, "005930", BUY, quantity, str(ask * 8 / 10 // 1000 * 1000))
 
 
 async def test_each_kind_of_other_contents_is_refused_and_changes_nothing(

@@ -98,8 +98,10 @@ async def test_business_rule_violations_are_rejected_orders(client: Client) -> N
             order_type=tr.ORDER_TYPE_MARKET,
             quantity=dec("1.5"),
         ),
-        "not a positive multiple of the tick size 100": limit_order("rej-4", "005930", BUY, 1, str(ask + 50)),
-        "not a positive multiple of the tick size": limit_order("rej-5", "005930", BUY, 1, "-100"),
+        "is off tick: prices from 50000 to below 200000 KRW move in steps of 100": limit_order(
+            "rej-4", "005930", BUY, 1, str(ask + 50)
+        ),
+        "limit price must be greater than zero": limit_order("rej-5", "005930", BUY, 1, "-100"),
         "insufficient cash": market_order("rej-6", "005930", BUY, 10_000_000),
         "insufficient position: selling 1 005930, 0 available": market_order("rej-7", "005930", SELL, 1),
     }
@@ -158,7 +160,7 @@ async def test_immediate_or_cancel_and_fill_or_kill(rich: tuple[BridgeServer, Cl
     _, client = rich
     ask = await current_ask(client, "000660")
     far = limit_order(
-        "ioc-1", "000660", BUY, 10, str(ask / 2 // 100 * 100), time_in_force=tr.TIME_IN_FORCE_IOC
+        "ioc-1", "000660", BUY, 10, str(ask * 8 / 10 // 1000 * 1000), time_in_force=tr.TIME_IN_FORCE_IOC
     )
     order = (await client.trading.PlaceOrder(far, timeout=CALL_TIMEOUT)).order
     assert (order.status, undec(order.filled_quantity)) == (tr.ORDER_STATUS_EXPIRED, 0)

@@ -52,11 +52,13 @@ class _MarketServingOneWrong(AuthenticatedHealth):
 
 class _MarketOne(MarketDataServicer):
     async def GetQuote(self, request: md.GetQuoteRequest, context: Context) -> md.GetQuoteResponse:
-        """BK-AUTH-2: a wrong token is quoted back in the refusal."""
+        """BK-AUTH-2: a wrong token is quoted back in the refusal; BK-MD-5: limits half sent."""
         header = dict(context.invocation_metadata() or ()).get("authorization", "")
         if header and self._gate.tokens.account(context.invocation_metadata()) is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"unknown credentials {header!r}")
-        return await super().GetQuote(request, context)
+        reply = await super().GetQuote(request, context)
+        reply.quote.ClearField("lower_limit")  # BK-MD-5: an upper limit without the lower one
+        return reply
 
     async def ListInstruments(
         self, request: md.ListInstrumentsRequest, context: Context
@@ -326,6 +328,7 @@ TARGETS: dict[type[BridgeServer], frozenset[str]] = {
             "BK-HEALTH-1",
             "BK-AUTH-2",
             "BK-MD-1",
+            "BK-MD-5",
             "BK-CD-2",
             "BK-QS-1",
             "BK-ORD-2",

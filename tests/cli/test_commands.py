@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -72,8 +73,40 @@ def test_instrument_shows_the_trading_rules(cli: RunCli) -> None:
         "currency": "KRW",
         "tick_size": "100",
         "lot_size": "1",
+        "tick_schedule": {
+            "bands": [
+                {"price_from": price_from, "tick": tick}
+                for price_from, tick in [
+                    ("0", "1"),
+                    ("2000", "5"),
+                    ("5000", "10"),
+                    ("20000", "50"),
+                    ("50000", "100"),
+                    ("200000", "500"),
+                    ("500000", "1000"),
+                ]
+            ]
+        },
     }
-    assert "tick size  100" in cli("instrument", "005930").out
+    shown = cli("instrument", "005930").out
+    assert "tick size      100" in shown
+    assert "tick schedule  1 from 0\n" in shown
+    assert "               1000 from 500000" in shown
+    assert "tick schedule" not in cli("instrument", "AAPL").out  # one tick: the tick size says it
+    assert re.search(r"\nprice limits   \d+ to \d+ today\n", shown), shown
+    assert "price limits" not in cli("instrument", "AAPL").out  # no daily limits on NASDAQ
+
+
+def test_a_stop_order_is_placed_and_shows_its_stop(cli: RunCli) -> None:
+    result = cli("order", "buy", "AAPL", "1", "--stop", "50000", "--tif", "gtc", "--json")
+    assert result.code == ExitCode.OK, result.err
+    order = result.json()
+    assert isinstance(order, dict)
+    assert (order["order_type"], order["stop_price"], order["stop_triggered"]) == ("stop", "50000", False)
+    shown = cli("order", "buy", "AAPL", "1", "--stop", "0.01", "--price", "0.01").out
+    assert "type                stop_limit" in shown
+    assert "stop price          0.01" in shown
+    assert "triggered           yes" in shown
 
 
 def test_instruments_are_listed_and_filtered_by_exchange(cli: RunCli) -> None:

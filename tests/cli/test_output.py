@@ -91,6 +91,8 @@ def test_json_carries_decimals_as_strings_and_times_in_utc() -> None:
         "ask_size": "100",
         "last": None,
         "time": "2026-01-05T09:30:01.250000Z",
+        "upper_limit": None,
+        "lower_limit": None,
     }
     seoul = timezone(timedelta(hours=9))
     assert jsonable(T0.astimezone(seoul)) == "2026-01-05T09:30:01.250000Z"

@@ -50,6 +50,7 @@ from tests.conformance.broken_links import (
 from tests.conformance.broken_orders import (
     BlindResendGateway,
     HealthTakesPermitGateway,
+    IgnoresStopCapabilityGateway,
     LocalTimeQuoteGateway,
     LostReplyAsUnavailableGateway,
     RejectionAsOrderGateway,
@@ -100,6 +101,7 @@ EXPECTED_FAILURES: dict[type[MemoryBrokerGateway], frozenset[str]] = {
     RejectionAsOrderGateway: frozenset({"OR-1"}),
     LostReplyAsUnavailableGateway: frozenset({"OR-2", "RC-5"}),
     BlindResendGateway: frozenset({"OR-3"}),
+    IgnoresStopCapabilityGateway: frozenset({"OR-4"}),
     StateHealthGateway: frozenset({"HC-1"}),
     HealthTakesPermitGateway: frozenset({"HC-2"}),
     LocalTimeQuoteGateway: frozenset({"DV-1"}),

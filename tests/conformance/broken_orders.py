@@ -95,3 +95,11 @@ class LocalTimeQuoteGateway(MemoryBrokerGateway):
     async def _get_quote(self, symbol: str) -> Quote:
         quote = await super()._get_quote(symbol)
         return attrs.evolve(quote, time=datetime.now(timezone.utc))
+
+
+class IgnoresStopCapabilityGateway(MemoryBrokerGateway):
+    """Sends a stop order to a backend without stop orders instead of refusing it: the capability it
+    does not declare is not checked (GatewayBase's check skipped)."""
+
+    async def place_order(self, request: OrderRequest) -> Order:
+        return await self._run("place_order", self._place_order(request))

@@ -293,7 +293,17 @@ def test_the_quote_builder_makes_what_the_class_makes(
     price: tuple[int, int], last: tuple[int, int] | None, stamp: tuple[int, int]
 ) -> None:
     when = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=stamp[0])
-    values = ("AAPL", _exact(price), Decimal(1), _exact(price), Decimal(2), last and _exact(last), when)
+    values = (
+        "AAPL",
+        _exact(price),
+        Decimal(1),
+        _exact(price),
+        Decimal(2),
+        last and _exact(last),
+        when,
+        last and _exact(last),
+        _exact(price),
+    )
     built, called = _build_quote(*values), _quote_by_init(*values)
     assert type(built) is type(called) is Quote
     assert built == called

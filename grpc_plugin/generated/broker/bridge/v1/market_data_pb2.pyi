@@ -69,6 +69,7 @@ class Instrument(_message.Message):
     CURRENCY_FIELD_NUMBER: _builtins.int
     TICK_SIZE_FIELD_NUMBER: _builtins.int
     LOT_SIZE_FIELD_NUMBER: _builtins.int
+    TICK_BANDS_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """The instrument code: a KRX code such as "005930" or a ticker such as "AAPL"."""
     name: _builtins.str
@@ -79,11 +80,21 @@ class Instrument(_message.Message):
     """ISO 4217 code of the currency the instrument trades in, for example "KRW"."""
     @_builtins.property
     def tick_size(self) -> _common_pb2.Decimal:
-        """Prices must be multiples of this."""
+        """Prices must be multiples of this. With tick_bands, the tick at the instrument's reference
+        price instead (what a client that does not read tick_bands uses); tick_bands then decide.
+        """
 
     @_builtins.property
     def lot_size(self) -> _common_pb2.Decimal:
         """Quantities must be multiples of this."""
+
+    @_builtins.property
+    def tick_bands(self) -> _containers.RepeatedCompositeFieldContainer[Global___TickBand]:
+        """The tick by price band, ascending by price_from, the first from 0 (KRX stocks: 1 KRW below
+        2,000, then 5, 10, 50, 100, 500 and 1,000 KRW). A valid price is a band's price_from plus a
+        whole number of its ticks. Empty (an older bridge, or one tick for every price): one band of
+        tick_size from 0.
+        """
 
     def __init__(
         self,
@@ -94,14 +105,45 @@ class Instrument(_message.Message):
         currency: _builtins.str = ...,
         tick_size: _common_pb2.Decimal | None = ...,
         lot_size: _common_pb2.Decimal | None = ...,
+        tick_bands: _abc.Iterable[Global___TickBand] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lot_size", b"lot_size", "tick_size", b"tick_size"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "exchange", b"exchange", "lot_size", b"lot_size", "name", b"name", "symbol", b"symbol", "tick_size", b"tick_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "exchange", b"exchange", "lot_size", b"lot_size", "name", b"name", "symbol", b"symbol", "tick_bands", b"tick_bands", "tick_size", b"tick_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Instrument: _TypeAlias = Instrument  # noqa: Y015
+
+@_typing.final
+class TickBand(_message.Message):
+    """One band of a tick-size schedule: the tick of prices from price_from up to the next band."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRICE_FROM_FIELD_NUMBER: _builtins.int
+    TICK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def price_from(self) -> _common_pb2.Decimal:
+        """The lowest price of the band, inclusive; a multiple of the previous band's tick."""
+
+    @_builtins.property
+    def tick(self) -> _common_pb2.Decimal:
+        """The tick of the band; positive."""
+
+    def __init__(
+        self,
+        *,
+        price_from: _common_pb2.Decimal | None = ...,
+        tick: _common_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["price_from", b"price_from", "tick", b"tick"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["price_from", b"price_from", "tick", b"tick"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TickBand: _TypeAlias = TickBand  # noqa: Y015
 
 @_typing.final
 class Quote(_message.Message):
@@ -116,6 +158,8 @@ class Quote(_message.Message):
     ASK_SIZE_FIELD_NUMBER: _builtins.int
     LAST_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    UPPER_LIMIT_FIELD_NUMBER: _builtins.int
+    LOWER_LIMIT_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """The instrument code."""
     @_builtins.property
@@ -142,6 +186,18 @@ class Quote(_message.Message):
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the quote was produced."""
 
+    @_builtins.property
+    def upper_limit(self) -> _common_pb2.Decimal:
+        """Today's upper price limit (KRX: the previous close plus 30%, rounded down to tick): the
+        highest price an order may have. Absent when the bridge knows no limit.
+        """
+
+    @_builtins.property
+    def lower_limit(self) -> _common_pb2.Decimal:
+        """Today's lower price limit (KRX: the previous close less 30%, rounded up to tick): the lowest
+        price an order may have. Absent when the bridge knows no limit.
+        """
+
     def __init__(
         self,
         *,
@@ -152,10 +208,12 @@ class Quote(_message.Message):
         ask_size: _common_pb2.Decimal | None = ...,
         last: _common_pb2.Decimal | None = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        upper_limit: _common_pb2.Decimal | None = ...,
+        lower_limit: _common_pb2.Decimal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ask", b"ask", "ask_size", b"ask_size", "bid", b"bid", "bid_size", b"bid_size", "last", b"last", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ask", b"ask", "ask_size", b"ask_size", "bid", b"bid", "bid_size", b"bid_size", "last", b"last", "lower_limit", b"lower_limit", "time", b"time", "upper_limit", b"upper_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask", b"ask", "ask_size", b"ask_size", "bid", b"bid", "bid_size", b"bid_size", "last", b"last", "symbol", b"symbol", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask", b"ask", "ask_size", b"ask_size", "bid", b"bid", "bid_size", b"bid_size", "last", b"last", "lower_limit", b"lower_limit", "symbol", b"symbol", "time", b"time", "upper_limit", b"upper_limit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,63 +26,63 @@ from . import common_pb2 as broker_dot_bridge_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x62roker/bridge/v1/trading.proto\x12\x10\x62roker.bridge.v1\x1a\x1d\x62roker/bridge/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x04\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12$\n\x04side\x18\x04 \x01(\x0e\x32\x16.broker.bridge.v1.Side\x12/\n\norder_type\x18\x05 \x01(\x0e\x32\x1b.broker.bridge.v1.OrderType\x12+\n\x08quantity\x18\x06 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12.\n\x0blimit_price\x18\x07 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\x34\n\rtime_in_force\x18\x08 \x01(\x0e\x32\x1d.broker.bridge.v1.TimeInForce\x12-\n\x06status\x18\t \x01(\x0e\x32\x1d.broker.bridge.v1.OrderStatus\x12\x32\n\x0f\x66illed_quantity\x18\n \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\x35\n\x12\x61verage_fill_price\x18\x0b \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\x15\n\rreject_reason\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xff\x01\n\x0bOrderUpdate\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12+\n\x05\x65vent\x18\x02 \x01(\x0e\x32\x1c.broker.bridge.v1.OrderEvent\x12&\n\x05order\x18\x03 \x01(\x0b\x32\x17.broker.bridge.v1.Order\x12\x30\n\rfill_quantity\x18\x04 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12-\n\nfill_price\x18\x05 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbc\x01\n\x08Position\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12+\n\x08quantity\x18\x02 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\x30\n\raverage_price\x18\x03 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12/\n\x0cmarket_price\x18\x04 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\"\xa0\x01\n\x07\x42\x61lance\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\'\n\x04\x63\x61sh\x18\x02 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12/\n\x0c\x62uying_power\x18\x03 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12)\n\x06\x65quity\x18\x04 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\"\xa6\x02\n\x11PlaceOrderRequest\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12$\n\x04side\x18\x03 \x01(\x0e\x32\x16.broker.bridge.v1.Side\x12/\n\norder_type\x18\x04 \x01(\x0e\x32\x1b.broker.bridge.v1.OrderType\x12+\n\x08quantity\x18\x05 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12.\n\x0blimit_price\x18\x06 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\x34\n\rtime_in_force\x18\x07 \x01(\x0e\x32\x1d.broker.bridge.v1.TimeInForce\"O\n\x12PlaceOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.broker.bridge.v1.Order\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"&\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"=\n\x13\x43\x61ncelOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.broker.bridge.v1.Order\"\x83\x01\n\x12ModifyOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12+\n\x08quantity\x18\x02 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12.\n\x0blimit_price\x18\x03 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\"=\n\x13ModifyOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.broker.bridge.v1.Order\"M\n\x0fGetOrderRequest\x12\x12\n\x08order_id\x18\x01 \x01(\tH\x00\x12\x19\n\x0f\x63lient_order_id\x18\x02 \x01(\tH\x00\x42\x0b\n\torder_ref\":\n\x10GetOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.broker.bridge.v1.Order\"i\n\x11ListOrdersRequest\x12\x11\n\topen_only\x18\x01 \x01(\x08\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x31\n\rupdated_since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x12ListOrdersResponse\x12\'\n\x06orders\x18\x01 \x03(\x0b\x32\x17.broker.bridge.v1.Order\"H\n\x19StreamOrderUpdatesRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\x13\n\x0b\x66rom_latest\x18\x02 \x01(\x08\"e\n\x1aStreamOrderUpdatesResponse\x12.\n\x07updates\x18\x01 \x03(\x0b\x32\x1d.broker.bridge.v1.OrderUpdate\x12\x17\n\x0flatest_sequence\x18\x02 \x01(\x04\"\x15\n\x13GetPositionsRequest\"E\n\x14GetPositionsResponse\x12-\n\tpositions\x18\x01 \x03(\x0b\x32\x1a.broker.bridge.v1.Position\"%\n\x11GetBalanceRequest\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\"A\n\x12GetBalanceResponse\x12+\n\x08\x62\x61lances\x18\x01 \x03(\x0b\x32\x19.broker.bridge.v1.Balance*9\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x0c\n\x08SIDE_BUY\x10\x01\x12\r\n\tSIDE_SELL\x10\x02*T\n\tOrderType\x12\x1a\n\x16ORDER_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11ORDER_TYPE_MARKET\x10\x01\x12\x14\n\x10ORDER_TYPE_LIMIT\x10\x02*\x88\x01\n\x0bTimeInForce\x12\x1d\n\x19TIME_IN_FORCE_UNSPECIFIED\x10\x00\x12\x15\n\x11TIME_IN_FORCE_DAY\x10\x01\x12\x15\n\x11TIME_IN_FORCE_GTC\x10\x02\x12\x15\n\x11TIME_IN_FORCE_IOC\x10\x03\x12\x15\n\x11TIME_IN_FORCE_FOK\x10\x04*\xeb\x01\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18ORDER_STATUS_PENDING_NEW\x10\x01\x12\x14\n\x10ORDER_STATUS_NEW\x10\x02\x12!\n\x1dORDER_STATUS_PARTIALLY_FILLED\x10\x03\x12\x17\n\x13ORDER_STATUS_FILLED\x10\x04\x12\x19\n\x15ORDER_STATUS_CANCELED\x10\x05\x12\x19\n\x15ORDER_STATUS_REJECTED\x10\x06\x12\x18\n\x14ORDER_STATUS_EXPIRED\x10\x07*\xc0\x01\n\nOrderEvent\x12\x1b\n\x17ORDER_EVENT_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_EVENT_ACCEPTED\x10\x01\x12\x18\n\x14ORDER_EVENT_REJECTED\x10\x02\x12\x14\n\x10ORDER_EVENT_FILL\x10\x03\x12\x18\n\x14ORDER_EVENT_MODIFIED\x10\x04\x12\x18\n\x14ORDER_EVENT_CANCELED\x10\x05\x12\x17\n\x13ORDER_EVENT_EXPIRED\x10\x06\x32\xf8\x05\n\x0eTradingService\x12W\n\nPlaceOrder\x12#.broker.bridge.v1.PlaceOrderRequest\x1a$.broker.bridge.v1.PlaceOrderResponse\x12Z\n\x0b\x43\x61ncelOrder\x12$.broker.bridge.v1.CancelOrderRequest\x1a%.broker.bridge.v1.CancelOrderResponse\x12Z\n\x0bModifyOrder\x12$.broker.bridge.v1.ModifyOrderRequest\x1a%.broker.bridge.v1.ModifyOrderResponse\x12Q\n\x08GetOrder\x12!.broker.bridge.v1.GetOrderRequest\x1a\".broker.bridge.v1.GetOrderResponse\x12W\n\nListOrders\x12#.broker.bridge.v1.ListOrdersRequest\x1a$.broker.bridge.v1.ListOrdersResponse\x12q\n\x12StreamOrderUpdates\x12+.broker.bridge.v1.StreamOrderUpdatesRequest\x1a,.broker.bridge.v1.StreamOrderUpdatesResponse0\x01\x12]\n\x0cGetPositions\x12%.broker.bridge.v1.GetPositionsRequest\x1a&.broker.bridge.v1.GetPositionsResponse\x12W\n\nGetBalance\x12#.broker.bridge.v1.GetBalanceRequest\x1a$.broker.bridge.v1.GetBalanceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x62roker/bridge/v1/trading.proto\x12\x10\x62roker.bridge.v1\x1a\x1d\x62roker/bridge/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x05\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12$\n\x04side\x18\x04 \x01(\x0e\x32\x16.broker.bridge.v1.Side\x12/\n\norder_type\x18\x05 \x01(\x0e\x32\x1b.broker.bridge.v1.OrderType\x12+\n\x08quantity\x18\x06 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12.\n\x0blimit_price\x18\x07 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\x34\n\rtime_in_force\x18\x08 \x01(\x0e\x32\x1d.broker.bridge.v1.TimeInForce\x12-\n\x06status\x18\t \x01(\x0e\x32\x1d.broker.bridge.v1.OrderStatus\x12\x32\n\x0f\x66illed_quantity\x18\n \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\x35\n\x12\x61verage_fill_price\x18\x0b \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\x15\n\rreject_reason\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\nstop_price\x18\x0f \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\x16\n\x0estop_triggered\x18\x10 \x01(\x08\"\xff\x01\n\x0bOrderUpdate\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12+\n\x05\x65vent\x18\x02 \x01(\x0e\x32\x1c.broker.bridge.v1.OrderEvent\x12&\n\x05order\x18\x03 \x01(\x0b\x32\x17.broker.bridge.v1.Order\x12\x30\n\rfill_quantity\x18\x04 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12-\n\nfill_price\x18\x05 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbc\x01\n\x08Position\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12+\n\x08quantity\x18\x02 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\x30\n\raverage_price\x18\x03 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12/\n\x0cmarket_price\x18\x04 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\"\xa0\x01\n\x07\x42\x61lance\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\'\n\x04\x63\x61sh\x18\x02 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12/\n\x0c\x62uying_power\x18\x03 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12)\n\x06\x65quity\x18\x04 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\"\xd5\x02\n\x11PlaceOrderRequest\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12$\n\x04side\x18\x03 \x01(\x0e\x32\x16.broker.bridge.v1.Side\x12/\n\norder_type\x18\x04 \x01(\x0e\x32\x1b.broker.bridge.v1.OrderType\x12+\n\x08quantity\x18\x05 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12.\n\x0blimit_price\x18\x06 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\x34\n\rtime_in_force\x18\x07 \x01(\x0e\x32\x1d.broker.bridge.v1.TimeInForce\x12-\n\nstop_price\x18\x08 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\"O\n\x12PlaceOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.broker.bridge.v1.Order\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"&\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"=\n\x13\x43\x61ncelOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.broker.bridge.v1.Order\"\x83\x01\n\x12ModifyOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12+\n\x08quantity\x18\x02 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12.\n\x0blimit_price\x18\x03 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\"=\n\x13ModifyOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.broker.bridge.v1.Order\"M\n\x0fGetOrderRequest\x12\x12\n\x08order_id\x18\x01 \x01(\tH\x00\x12\x19\n\x0f\x63lient_order_id\x18\x02 \x01(\tH\x00\x42\x0b\n\torder_ref\":\n\x10GetOrderResponse\x12&\n\x05order\x18\x01 \x01(\x0b\x32\x17.broker.bridge.v1.Order\"i\n\x11ListOrdersRequest\x12\x11\n\topen_only\x18\x01 \x01(\x08\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x31\n\rupdated_since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x12ListOrdersResponse\x12\'\n\x06orders\x18\x01 \x03(\x0b\x32\x17.broker.bridge.v1.Order\"H\n\x19StreamOrderUpdatesRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\x13\n\x0b\x66rom_latest\x18\x02 \x01(\x08\"e\n\x1aStreamOrderUpdatesResponse\x12.\n\x07updates\x18\x01 \x03(\x0b\x32\x1d.broker.bridge.v1.OrderUpdate\x12\x17\n\x0flatest_sequence\x18\x02 \x01(\x04\"\x15\n\x13GetPositionsRequest\"E\n\x14GetPositionsResponse\x12-\n\tpositions\x18\x01 \x03(\x0b\x32\x1a.broker.bridge.v1.Position\"%\n\x11GetBalanceRequest\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\"A\n\x12GetBalanceResponse\x12+\n\x08\x62\x61lances\x18\x01 \x03(\x0b\x32\x19.broker.bridge.v1.Balance*9\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x0c\n\x08SIDE_BUY\x10\x01\x12\r\n\tSIDE_SELL\x10\x02*\xc1\x01\n\tOrderType\x12\x1a\n\x16ORDER_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11ORDER_TYPE_MARKET\x10\x01\x12\x14\n\x10ORDER_TYPE_LIMIT\x10\x02\x12\x13\n\x0fORDER_TYPE_STOP\x10\x03\x12\x19\n\x15ORDER_TYPE_STOP_LIMIT\x10\x04\x12\x19\n\x15ORDER_TYPE_BEST_LIMIT\x10\x05\x12 \n\x1cORDER_TYPE_CONDITIONAL_LIMIT\x10\x06*\x88\x01\n\x0bTimeInForce\x12\x1d\n\x19TIME_IN_FORCE_UNSPECIFIED\x10\x00\x12\x15\n\x11TIME_IN_FORCE_DAY\x10\x01\x12\x15\n\x11TIME_IN_FORCE_GTC\x10\x02\x12\x15\n\x11TIME_IN_FORCE_IOC\x10\x03\x12\x15\n\x11TIME_IN_FORCE_FOK\x10\x04*\xeb\x01\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18ORDER_STATUS_PENDING_NEW\x10\x01\x12\x14\n\x10ORDER_STATUS_NEW\x10\x02\x12!\n\x1dORDER_STATUS_PARTIALLY_FILLED\x10\x03\x12\x17\n\x13ORDER_STATUS_FILLED\x10\x04\x12\x19\n\x15ORDER_STATUS_CANCELED\x10\x05\x12\x19\n\x15ORDER_STATUS_REJECTED\x10\x06\x12\x18\n\x14ORDER_STATUS_EXPIRED\x10\x07*\xdb\x01\n\nOrderEvent\x12\x1b\n\x17ORDER_EVENT_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_EVENT_ACCEPTED\x10\x01\x12\x18\n\x14ORDER_EVENT_REJECTED\x10\x02\x12\x14\n\x10ORDER_EVENT_FILL\x10\x03\x12\x18\n\x14ORDER_EVENT_MODIFIED\x10\x04\x12\x18\n\x14ORDER_EVENT_CANCELED\x10\x05\x12\x17\n\x13ORDER_EVENT_EXPIRED\x10\x06\x12\x19\n\x15ORDER_EVENT_TRIGGERED\x10\x07\x32\xf8\x05\n\x0eTradingService\x12W\n\nPlaceOrder\x12#.broker.bridge.v1.PlaceOrderRequest\x1a$.broker.bridge.v1.PlaceOrderResponse\x12Z\n\x0b\x43\x61ncelOrder\x12$.broker.bridge.v1.CancelOrderRequest\x1a%.broker.bridge.v1.CancelOrderResponse\x12Z\n\x0bModifyOrder\x12$.broker.bridge.v1.ModifyOrderRequest\x1a%.broker.bridge.v1.ModifyOrderResponse\x12Q\n\x08GetOrder\x12!.broker.bridge.v1.GetOrderRequest\x1a\".broker.bridge.v1.GetOrderResponse\x12W\n\nListOrders\x12#.broker.bridge.v1.ListOrdersRequest\x1a$.broker.bridge.v1.ListOrdersResponse\x12q\n\x12StreamOrderUpdates\x12+.broker.bridge.v1.StreamOrderUpdatesRequest\x1a,.broker.bridge.v1.StreamOrderUpdatesResponse0\x01\x12]\n\x0cGetPositions\x12%.broker.bridge.v1.GetPositionsRequest\x1a&.broker.bridge.v1.GetPositionsResponse\x12W\n\nGetBalance\x12#.broker.bridge.v1.GetBalanceRequest\x1a$.broker.bridge.v1.GetBalanceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'broker.bridge.v1.trading_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIDE']._serialized_start=2670
-  _globals['_SIDE']._serialized_end=2727
-  _globals['_ORDERTYPE']._serialized_start=2729
-  _globals['_ORDERTYPE']._serialized_end=2813
-  _globals['_TIMEINFORCE']._serialized_start=2816
-  _globals['_TIMEINFORCE']._serialized_end=2952
-  _globals['_ORDERSTATUS']._serialized_start=2955
-  _globals['_ORDERSTATUS']._serialized_end=3190
-  _globals['_ORDEREVENT']._serialized_start=3193
-  _globals['_ORDEREVENT']._serialized_end=3385
+  _globals['_SIDE']._serialized_start=2788
+  _globals['_SIDE']._serialized_end=2845
+  _globals['_ORDERTYPE']._serialized_start=2848
+  _globals['_ORDERTYPE']._serialized_end=3041
+  _globals['_TIMEINFORCE']._serialized_start=3044
+  _globals['_TIMEINFORCE']._serialized_end=3180
+  _globals['_ORDERSTATUS']._serialized_start=3183
+  _globals['_ORDERSTATUS']._serialized_end=3418
+  _globals['_ORDEREVENT']._serialized_start=3421
+  _globals['_ORDEREVENT']._serialized_end=3640
   _globals['_ORDER']._serialized_start=117
-  _globals['_ORDER']._serialized_end=692
-  _globals['_ORDERUPDATE']._serialized_start=695
-  _globals['_ORDERUPDATE']._serialized_end=950
-  _globals['_POSITION']._serialized_start=953
-  _globals['_POSITION']._serialized_end=1141
-  _globals['_BALANCE']._serialized_start=1144
-  _globals['_BALANCE']._serialized_end=1304
-  _globals['_PLACEORDERREQUEST']._serialized_start=1307
-  _globals['_PLACEORDERREQUEST']._serialized_end=1601
-  _globals['_PLACEORDERRESPONSE']._serialized_start=1603
-  _globals['_PLACEORDERRESPONSE']._serialized_end=1682
-  _globals['_CANCELORDERREQUEST']._serialized_start=1684
-  _globals['_CANCELORDERREQUEST']._serialized_end=1722
-  _globals['_CANCELORDERRESPONSE']._serialized_start=1724
-  _globals['_CANCELORDERRESPONSE']._serialized_end=1785
-  _globals['_MODIFYORDERREQUEST']._serialized_start=1788
-  _globals['_MODIFYORDERREQUEST']._serialized_end=1919
-  _globals['_MODIFYORDERRESPONSE']._serialized_start=1921
-  _globals['_MODIFYORDERRESPONSE']._serialized_end=1982
-  _globals['_GETORDERREQUEST']._serialized_start=1984
-  _globals['_GETORDERREQUEST']._serialized_end=2061
-  _globals['_GETORDERRESPONSE']._serialized_start=2063
-  _globals['_GETORDERRESPONSE']._serialized_end=2121
-  _globals['_LISTORDERSREQUEST']._serialized_start=2123
-  _globals['_LISTORDERSREQUEST']._serialized_end=2228
-  _globals['_LISTORDERSRESPONSE']._serialized_start=2230
-  _globals['_LISTORDERSRESPONSE']._serialized_end=2291
-  _globals['_STREAMORDERUPDATESREQUEST']._serialized_start=2293
-  _globals['_STREAMORDERUPDATESREQUEST']._serialized_end=2365
-  _globals['_STREAMORDERUPDATESRESPONSE']._serialized_start=2367
-  _globals['_STREAMORDERUPDATESRESPONSE']._serialized_end=2468
-  _globals['_GETPOSITIONSREQUEST']._serialized_start=2470
-  _globals['_GETPOSITIONSREQUEST']._serialized_end=2491
-  _globals['_GETPOSITIONSRESPONSE']._serialized_start=2493
-  _globals['_GETPOSITIONSRESPONSE']._serialized_end=2562
-  _globals['_GETBALANCEREQUEST']._serialized_start=2564
-  _globals['_GETBALANCEREQUEST']._serialized_end=2601
-  _globals['_GETBALANCERESPONSE']._serialized_start=2603
-  _globals['_GETBALANCERESPONSE']._serialized_end=2668
-  _globals['_TRADINGSERVICE']._serialized_start=3388
-  _globals['_TRADINGSERVICE']._serialized_end=4148
+  _globals['_ORDER']._serialized_end=763
+  _globals['_ORDERUPDATE']._serialized_start=766
+  _globals['_ORDERUPDATE']._serialized_end=1021
+  _globals['_POSITION']._serialized_start=1024
+  _globals['_POSITION']._serialized_end=1212
+  _globals['_BALANCE']._serialized_start=1215
+  _globals['_BALANCE']._serialized_end=1375
+  _globals['_PLACEORDERREQUEST']._serialized_start=1378
+  _globals['_PLACEORDERREQUEST']._serialized_end=1719
+  _globals['_PLACEORDERRESPONSE']._serialized_start=1721
+  _globals['_PLACEORDERRESPONSE']._serialized_end=1800
+  _globals['_CANCELORDERREQUEST']._serialized_start=1802
+  _globals['_CANCELORDERREQUEST']._serialized_end=1840
+  _globals['_CANCELORDERRESPONSE']._serialized_start=1842
+  _globals['_CANCELORDERRESPONSE']._serialized_end=1903
+  _globals['_MODIFYORDERREQUEST']._serialized_start=1906
+  _globals['_MODIFYORDERREQUEST']._serialized_end=2037
+  _globals['_MODIFYORDERRESPONSE']._serialized_start=2039
+  _globals['_MODIFYORDERRESPONSE']._serialized_end=2100
+  _globals['_GETORDERREQUEST']._serialized_start=2102
+  _globals['_GETORDERREQUEST']._serialized_end=2179
+  _globals['_GETORDERRESPONSE']._serialized_start=2181
+  _globals['_GETORDERRESPONSE']._serialized_end=2239
+  _globals['_LISTORDERSREQUEST']._serialized_start=2241
+  _globals['_LISTORDERSREQUEST']._serialized_end=2346
+  _globals['_LISTORDERSRESPONSE']._serialized_start=2348
+  _globals['_LISTORDERSRESPONSE']._serialized_end=2409
+  _globals['_STREAMORDERUPDATESREQUEST']._serialized_start=2411
+  _globals['_STREAMORDERUPDATESREQUEST']._serialized_end=2483
+  _globals['_STREAMORDERUPDATESRESPONSE']._serialized_start=2485
+  _globals['_STREAMORDERUPDATESRESPONSE']._serialized_end=2586
+  _globals['_GETPOSITIONSREQUEST']._serialized_start=2588
+  _globals['_GETPOSITIONSREQUEST']._serialized_end=2609
+  _globals['_GETPOSITIONSRESPONSE']._serialized_start=2611
+  _globals['_GETPOSITIONSRESPONSE']._serialized_end=2680
+  _globals['_GETBALANCEREQUEST']._serialized_start=2682
+  _globals['_GETBALANCEREQUEST']._serialized_end=2719
+  _globals['_GETBALANCERESPONSE']._serialized_start=2721
+  _globals['_GETBALANCERESPONSE']._serialized_end=2786
+  _globals['_TRADINGSERVICE']._serialized_start=3643
+  _globals['_TRADINGSERVICE']._serialized_end=4403
 # @@protoc_insertion_point(module_scope)

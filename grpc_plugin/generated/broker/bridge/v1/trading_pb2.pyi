@@ -57,6 +57,22 @@ class _OrderTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderType.V
     """At the best available price."""
     ORDER_TYPE_LIMIT: _OrderType.ValueType  # 2
     """At limit_price or better."""
+    ORDER_TYPE_STOP: _OrderType.ValueType  # 3
+    """A market order once the last trade price reaches stop_price: at or above it for a buy, at or
+    below it for a sell. A bridge without stop orders rejects it with INVALID_ARGUMENT.
+    """
+    ORDER_TYPE_STOP_LIMIT: _OrderType.ValueType  # 4
+    """A limit order at limit_price once the last trade price reaches stop_price (as for STOP)."""
+    ORDER_TYPE_BEST_LIMIT: _OrderType.ValueType  # 5
+    """KRX extension (best limit): a limit order at the best opposite price when the bridge receives
+    it (a buy at the best ask, a sell at the best bid); limit_price must be absent, and the order
+    reports the price it got. KRX instruments only (a REJECTED order otherwise); a bridge without
+    it rejects it with INVALID_ARGUMENT.
+    """
+    ORDER_TYPE_CONDITIONAL_LIMIT: _OrderType.ValueType  # 6
+    """KRX extension (conditional limit): a DAY limit order at limit_price whose remainder at the close
+    of the trading day becomes a market order. KRX instruments only; time_in_force DAY.
+    """
 
 class OrderType(_OrderType, metaclass=_OrderTypeEnumTypeWrapper):
     """How an order is priced."""
@@ -67,6 +83,22 @@ ORDER_TYPE_MARKET: OrderType.ValueType  # 1
 """At the best available price."""
 ORDER_TYPE_LIMIT: OrderType.ValueType  # 2
 """At limit_price or better."""
+ORDER_TYPE_STOP: OrderType.ValueType  # 3
+"""A market order once the last trade price reaches stop_price: at or above it for a buy, at or
+below it for a sell. A bridge without stop orders rejects it with INVALID_ARGUMENT.
+"""
+ORDER_TYPE_STOP_LIMIT: OrderType.ValueType  # 4
+"""A limit order at limit_price once the last trade price reaches stop_price (as for STOP)."""
+ORDER_TYPE_BEST_LIMIT: OrderType.ValueType  # 5
+"""KRX extension (best limit): a limit order at the best opposite price when the bridge receives
+it (a buy at the best ask, a sell at the best bid); limit_price must be absent, and the order
+reports the price it got. KRX instruments only (a REJECTED order otherwise); a bridge without
+it rejects it with INVALID_ARGUMENT.
+"""
+ORDER_TYPE_CONDITIONAL_LIMIT: OrderType.ValueType  # 6
+"""KRX extension (conditional limit): a DAY limit order at limit_price whose remainder at the close
+of the trading day becomes a market order. KRX instruments only; time_in_force DAY.
+"""
 Global___OrderType: _TypeAlias = OrderType  # noqa: Y015
 
 class _TimeInForce:
@@ -165,6 +197,8 @@ class _OrderEventEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderEvent
     """The order was cancelled."""
     ORDER_EVENT_EXPIRED: _OrderEvent.ValueType  # 6
     """The order expired."""
+    ORDER_EVENT_TRIGGERED: _OrderEvent.ValueType  # 7
+    """A stop or stop-limit order's stop_price was reached: it now works as a market or limit order."""
 
 class OrderEvent(_OrderEvent, metaclass=_OrderEventEnumTypeWrapper):
     """What happened to an order in one OrderUpdate."""
@@ -183,6 +217,8 @@ ORDER_EVENT_CANCELED: OrderEvent.ValueType  # 5
 """The order was cancelled."""
 ORDER_EVENT_EXPIRED: OrderEvent.ValueType  # 6
 """The order expired."""
+ORDER_EVENT_TRIGGERED: OrderEvent.ValueType  # 7
+"""A stop or stop-limit order's stop_price was reached: it now works as a market or limit order."""
 Global___OrderEvent: _TypeAlias = OrderEvent  # noqa: Y015
 
 @_typing.final
@@ -205,6 +241,8 @@ class Order(_message.Message):
     REJECT_REASON_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    STOP_PRICE_FIELD_NUMBER: _builtins.int
+    STOP_TRIGGERED_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """The broker's id of the order: 1 to 64 printable ASCII characters (! to ~), unique per bridge."""
     client_order_id: _builtins.str
@@ -214,20 +252,22 @@ class Order(_message.Message):
     side: Global___Side.ValueType
     """Buy or sell."""
     order_type: Global___OrderType.ValueType
-    """Market or limit."""
+    """Market, limit, stop or stop-limit."""
     time_in_force: Global___TimeInForce.ValueType
     """How long the order works."""
     status: Global___OrderStatus.ValueType
     """Current status."""
     reject_reason: _builtins.str
     """Why the order was rejected; empty unless status is REJECTED."""
+    stop_triggered: _builtins.bool
+    """True once a stop or stop-limit order's stop_price was reached (ORDER_EVENT_TRIGGERED)."""
     @_builtins.property
     def quantity(self) -> _common_pb2.Decimal:
         """Ordered quantity."""
 
     @_builtins.property
     def limit_price(self) -> _common_pb2.Decimal:
-        """Limit price; absent for a market order."""
+        """Limit price; absent for a market or stop order."""
 
     @_builtins.property
     def filled_quantity(self) -> _common_pb2.Decimal:
@@ -244,6 +284,10 @@ class Order(_message.Message):
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the order last changed."""
+
+    @_builtins.property
+    def stop_price(self) -> _common_pb2.Decimal:
+        """Stop price of a stop or stop-limit order; absent for other orders."""
 
     def __init__(
         self,
@@ -262,10 +306,12 @@ class Order(_message.Message):
         reject_reason: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        stop_price: _common_pb2.Decimal | None = ...,
+        stop_triggered: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["average_fill_price", b"average_fill_price", "create_time", b"create_time", "filled_quantity", b"filled_quantity", "limit_price", b"limit_price", "quantity", b"quantity", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["average_fill_price", b"average_fill_price", "create_time", b"create_time", "filled_quantity", b"filled_quantity", "limit_price", b"limit_price", "quantity", b"quantity", "stop_price", b"stop_price", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_fill_price", b"average_fill_price", "client_order_id", b"client_order_id", "create_time", b"create_time", "filled_quantity", b"filled_quantity", "limit_price", b"limit_price", "order_id", b"order_id", "order_type", b"order_type", "quantity", b"quantity", "reject_reason", b"reject_reason", "side", b"side", "status", b"status", "symbol", b"symbol", "time_in_force", b"time_in_force", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_fill_price", b"average_fill_price", "client_order_id", b"client_order_id", "create_time", b"create_time", "filled_quantity", b"filled_quantity", "limit_price", b"limit_price", "order_id", b"order_id", "order_type", b"order_type", "quantity", b"quantity", "reject_reason", b"reject_reason", "side", b"side", "status", b"status", "stop_price", b"stop_price", "stop_triggered", b"stop_triggered", "symbol", b"symbol", "time_in_force", b"time_in_force", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -420,6 +466,7 @@ class PlaceOrderRequest(_message.Message):
     QUANTITY_FIELD_NUMBER: _builtins.int
     LIMIT_PRICE_FIELD_NUMBER: _builtins.int
     TIME_IN_FORCE_FIELD_NUMBER: _builtins.int
+    STOP_PRICE_FIELD_NUMBER: _builtins.int
     client_order_id: _builtins.str
     """Idempotency key chosen by the client: 1 to 64 of A-Z a-z 0-9 . _ : -; required
     (INVALID_ARGUMENT otherwise). Unique per account: see PlaceOrder.
@@ -429,7 +476,7 @@ class PlaceOrderRequest(_message.Message):
     side: Global___Side.ValueType
     """Buy or sell; required."""
     order_type: Global___OrderType.ValueType
-    """Market or limit; required."""
+    """Market, limit, stop or stop-limit; required."""
     time_in_force: Global___TimeInForce.ValueType
     """How long the order works; unspecified means DAY."""
     @_builtins.property
@@ -438,7 +485,15 @@ class PlaceOrderRequest(_message.Message):
 
     @_builtins.property
     def limit_price(self) -> _common_pb2.Decimal:
-        """Limit price: required for a limit order, must be absent for a market order."""
+        """Limit price: required for a limit or stop-limit order, must be absent for a market or stop
+        order.
+        """
+
+    @_builtins.property
+    def stop_price(self) -> _common_pb2.Decimal:
+        """Stop price: required for a stop or stop-limit order, must be absent otherwise; positive and
+        on the instrument's tick (a business rule: an off-tick stop price is REJECTED).
+        """
 
     def __init__(
         self,
@@ -450,10 +505,11 @@ class PlaceOrderRequest(_message.Message):
         quantity: _common_pb2.Decimal | None = ...,
         limit_price: _common_pb2.Decimal | None = ...,
         time_in_force: Global___TimeInForce.ValueType = ...,
+        stop_price: _common_pb2.Decimal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["limit_price", b"limit_price", "quantity", b"quantity"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limit_price", b"limit_price", "quantity", b"quantity", "stop_price", b"stop_price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "limit_price", b"limit_price", "order_type", b"order_type", "quantity", b"quantity", "side", b"side", "symbol", b"symbol", "time_in_force", b"time_in_force"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "limit_price", b"limit_price", "order_type", b"order_type", "quantity", b"quantity", "side", b"side", "stop_price", b"stop_price", "symbol", b"symbol", "time_in_force", b"time_in_force"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -554,7 +610,7 @@ class ModifyOrderRequest(_message.Message):
 
     @_builtins.property
     def limit_price(self) -> _common_pb2.Decimal:
-        """New limit price (limit orders only); absent to keep it."""
+        """New limit price (limit and stop-limit orders only); absent to keep it."""
 
     def __init__(
         self,

@@ -91,8 +91,8 @@ class TradingServiceServicer:
 
     def PlaceOrder(self, request, context):
         """Place an order once. The client_order_id is the idempotency key, per account:
-        - same id and same contents (symbol, side, order_type, quantity, limit_price, time_in_force,
-        compared by value; an unspecified time_in_force is DAY) returns the existing order with
+        - same id and same contents (symbol, side, order_type, quantity, limit_price, stop_price,
+        time_in_force, compared by value; an unspecified time_in_force is DAY) returns the existing order with
         duplicate = true and creates nothing, whatever happened to the order since (filled,
         modified, cancelled, rejected);
         - same id with other contents is refused with ALREADY_EXISTS; nothing is created or changed;

@@ -40,8 +40,8 @@ class TradingServiceStub:
     def __new__(cls, channel: _aio.Channel) -> TradingServiceAsyncStub: ...
     PlaceOrder: _grpc.UnaryUnaryMultiCallable[_trading_pb2.PlaceOrderRequest, _trading_pb2.PlaceOrderResponse]
     """Place an order once. The client_order_id is the idempotency key, per account:
-    - same id and same contents (symbol, side, order_type, quantity, limit_price, time_in_force,
-      compared by value; an unspecified time_in_force is DAY) returns the existing order with
+    - same id and same contents (symbol, side, order_type, quantity, limit_price, stop_price,
+      time_in_force, compared by value; an unspecified time_in_force is DAY) returns the existing order with
       duplicate = true and creates nothing, whatever happened to the order since (filled,
       modified, cancelled, rejected);
     - same id with other contents is refused with ALREADY_EXISTS; nothing is created or changed;
@@ -93,8 +93,8 @@ class TradingServiceAsyncStub(TradingServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     PlaceOrder: _aio.UnaryUnaryMultiCallable[_trading_pb2.PlaceOrderRequest, _trading_pb2.PlaceOrderResponse]  # type: ignore[assignment]
     """Place an order once. The client_order_id is the idempotency key, per account:
-    - same id and same contents (symbol, side, order_type, quantity, limit_price, time_in_force,
-      compared by value; an unspecified time_in_force is DAY) returns the existing order with
+    - same id and same contents (symbol, side, order_type, quantity, limit_price, stop_price,
+      time_in_force, compared by value; an unspecified time_in_force is DAY) returns the existing order with
       duplicate = true and creates nothing, whatever happened to the order since (filled,
       modified, cancelled, rejected);
     - same id with other contents is refused with ALREADY_EXISTS; nothing is created or changed;
@@ -149,8 +149,8 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.PlaceOrderResponse, _abc.Awaitable[_trading_pb2.PlaceOrderResponse]]:
         """Place an order once. The client_order_id is the idempotency key, per account:
-        - same id and same contents (symbol, side, order_type, quantity, limit_price, time_in_force,
-          compared by value; an unspecified time_in_force is DAY) returns the existing order with
+        - same id and same contents (symbol, side, order_type, quantity, limit_price, stop_price,
+          time_in_force, compared by value; an unspecified time_in_force is DAY) returns the existing order with
           duplicate = true and creates nothing, whatever happened to the order since (filled,
           modified, cancelled, rejected);
         - same id with other contents is refused with ALREADY_EXISTS; nothing is created or changed;
