@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from broker_plugins._backoff import Backoff
 from broker_plugins._base import GatewayBase
+from broker_plugins._calendar import MarketCalendar, SessionKind, TradingSession, check_exchange
 from broker_plugins._checks import check_symbol, to_decimal
 from broker_plugins._entities import (
     Balance,
@@ -54,6 +55,7 @@ from broker_plugins._options import GatewayOption
 from broker_plugins._ratelimit import CATEGORIES, RateLimit, RateLimiter, RateLimitsSpec
 from broker_plugins._registry import BrokerRegistry
 from broker_plugins._registry_types import GatewayFactory, GatewayInfo, RegisterGateway
+from broker_plugins._staleness import StaleListener, StaleStream
 from broker_plugins._state import ConnectionStateTracker
 from broker_plugins.hookspecs import hookimpl, hookspec
 
@@ -102,6 +104,7 @@ __all__ = [
     "InvalidRequestError",
     "Limiter",
     "LimiterStats",
+    "MarketCalendar",
     "NotFoundError",
     "Number",
     "ObservableLimiter",
@@ -122,12 +125,17 @@ __all__ = [
     "RateLimitsSpec",
     "RedisRateLimiter",
     "RegisterGateway",
+    "SessionKind",
     "SharedBudgetUnavailableError",
     "Side",
+    "StaleListener",
+    "StaleStream",
     "StateChange",
     "StateListener",
     "TimeInForce",
+    "TradingSession",
     "UnknownGatewayError",
+    "check_exchange",
     "check_symbol",
     "hookimpl",
     "hookspec",

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable
 from typing import TypeVar
 
-__all__ = ["wait_for"]
+__all__ = ["Alarm", "wait_for"]
 
 _T = TypeVar("_T")
 
@@ -45,3 +45,43 @@ else:  # pragma: no cover - exercised by the Python 3.10 run in CI
             raise
         finally:
             handle.cancel()
+
+
+class Alarm:
+    """A sleep another piece of code can cut short: `await alarm.sleep(s)`; `alarm.ring()` ends it.
+
+    A timer and a future rather than `asyncio.wait_for` on an event, which before Python 3.12 can
+    swallow a cancellation that arrives as the wait ends.
+    """
+
+    __slots__ = ("_wake",)
+
+    def __init__(self) -> None:
+        self._wake: asyncio.Future[None] | None = None
+
+    @property
+    def sleeping(self) -> bool:
+        """Whether a `sleep` is under way."""
+        return self._wake is not None
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep `seconds` of loop time, or until `ring()`, whichever comes first."""
+        loop = asyncio.get_running_loop()
+        self._wake = wake = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, wake)
+        try:
+            await wake
+        finally:
+            timer.cancel()
+            self._wake = None
+
+    def ring(self) -> None:
+        """End the sleep under way now (nothing if none is)."""
+        wake = self._wake
+        if wake is not None:
+            _resolve(wake)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

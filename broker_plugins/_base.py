@@ -11,12 +11,14 @@ refused, and an exception from the subclass that is not a `BrokerError` (a bug) 
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
-from datetime import datetime
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from datetime import date, datetime
 from decimal import Decimal
 from typing import ClassVar, TypeVar
 
+from broker_plugins._calendar import MarketCalendar, check_date_range, check_exchange
 from broker_plugins._checks import (
     check_candle_range,
     check_interval,
@@ -39,6 +41,7 @@ from broker_plugins._entities import (
 from broker_plugins._enums import Capability, Interval
 from broker_plugins._errors import BrokerError, InvalidRequestError
 from broker_plugins._lifecycle import GatewayLifecycle
+from broker_plugins._staleness import StaleListener, StaleReports, StaleStream
 
 __all__ = ["GatewayBase"]
 
@@ -55,6 +58,21 @@ class GatewayBase(GatewayLifecycle):
     def capabilities(self) -> frozenset[Capability]:
         """The optional features this gateway supports."""
         return self.CAPABILITIES
+
+    # -- stale streams -------------------------------------------------------------------------------
+
+    def add_stale_listener(self, listener: StaleListener) -> Callable[[], None]:
+        """Call `listener` each time a stream is found mute while its market is open (and reopened)."""
+        return self._stale_reports.add(listener)
+
+    @property
+    def last_stale_stream(self) -> StaleStream | None:
+        """The latest stale-stream detection, if any."""
+        return self._stale_reports.last
+
+    @functools.cached_property
+    def _stale_reports(self) -> StaleReports:
+        return StaleReports()
 
     # -- market data ---------------------------------------------------------------------------------
 
@@ -78,6 +96,19 @@ class GatewayBase(GatewayLifecycle):
     async def get_instrument(self, symbol: str) -> Instrument:
         """The instrument `symbol` and its trading rules (category `market_data`)."""
         return await self._run("get_instrument", self._get_instrument(check_symbol(symbol)))
+
+    async def list_instruments(self, exchange: str | None = None) -> Sequence[Instrument]:
+        """Every instrument, ordered by symbol, optionally of one exchange (category `market_data`)."""
+        checked = None if exchange is None else check_exchange(exchange)
+        return await self._run("list_instruments", self._list_instruments(checked))
+
+    async def get_market_calendar(
+        self, exchange: str, *, start: date | None = None, end: date | None = None
+    ) -> MarketCalendar:
+        """Sessions, time zone and holidays of `exchange` (category `market_data`; `MARKET_CALENDAR`)."""
+        checked = check_exchange(exchange), *check_date_range(start, end)
+        self._require(Capability.MARKET_CALENDAR, "report market calendars")
+        return await self._run("get_market_calendar", self._get_market_calendar(*checked))
 
     def stream_quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:
         """Quotes of `symbols` as they tick, until the caller stops iterating (a permit per opening)."""
@@ -147,6 +178,14 @@ class GatewayBase(GatewayLifecycle):
 
     @abstractmethod
     async def _get_instrument(self, symbol: str) -> Instrument: ...
+
+    @abstractmethod
+    async def _list_instruments(self, exchange: str | None) -> Sequence[Instrument]: ...
+
+    async def _get_market_calendar(
+        self, exchange: str, start: date | None, end: date | None
+    ) -> MarketCalendar:
+        raise self._unsupported("report market calendars")
 
     def _stream_quotes(self, symbols: tuple[str, ...]) -> AsyncGenerator[Quote, None]:
         raise self._unsupported("stream quotes")

@@ -129,3 +129,5 @@ class Capability(_StrEnum):
     """Open streams keep yielding after a reconnect, without the caller re-subscribing."""
     HALF_OPEN_DETECTION = "half_open_detection"
     """A peer that goes silent without closing the connection is detected within a declared bound."""
+    MARKET_CALENDAR = "market_calendar"
+    """`get_market_calendar` works: the broker reports each exchange's sessions and holidays."""

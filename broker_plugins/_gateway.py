@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, TypeVar, runtime_checkable
 
 import attrs
 
+from broker_plugins._calendar import MarketCalendar
 from broker_plugins._entities import (
     Balance,
     Candle,
@@ -145,6 +146,21 @@ class IBrokerGateway(Protocol):
 
     async def get_instrument(self, symbol: str) -> Instrument:
         """The instrument `symbol` and its trading rules (category `market_data`)."""
+        ...
+
+    async def list_instruments(self, exchange: str | None = None) -> Sequence[Instrument]:
+        """Every instrument the broker lists, ordered by symbol, optionally only those of `exchange`
+        (category `market_data`, a permit per request). An exchange the broker does not know lists
+        nothing: the result is empty, not an error."""
+        ...
+
+    async def get_market_calendar(
+        self, exchange: str, *, start: date | None = None, end: date | None = None
+    ) -> MarketCalendar:
+        """The sessions, time zone and holidays of `exchange`, holidays from `start` to `end` (local
+        dates, inclusive; the broker chooses when absent) (category `market_data`). Needs
+        `MARKET_CALENDAR`: without it, or when the broker turns out not to offer calendars, it
+        raises `InvalidRequestError`; `NotFoundError` for an exchange it has no calendar for."""
         ...
 
     def stream_quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:

@@ -18,6 +18,7 @@ from broker_plugins._errors import BrokerError, BrokerTimeoutError, InvalidReque
 from broker_plugins._gateway import IBrokerGateway, StateChange
 from broker_plugins._limiter import Limiter, LimiterStats, ObservableLimiter
 from broker_plugins._ratelimit import CATEGORIES, RateLimiter, RateLimitsSpec
+from broker_plugins._staleness import StaleStream
 
 __all__ = ["BrokerConnectionManager", "ConnectionStatus"]
 
@@ -43,6 +44,8 @@ class ConnectionStatus:
     budget: LimiterStats | None = None
     """The rate budget of the gateway's limiter (permits, waits, waiters, the broker's last refusal),
     when the gateway exposes an observable one as `rate_limiter` (every `GatewayBase` does)."""
+    stale_stream: StaleStream | None = None
+    """The gateway's latest stream found mute while its market was open (`last_stale_stream`)."""
 
 
 @attrs.define
@@ -144,6 +147,7 @@ class BrokerConnectionManager:
             attempts=entry.attempts,
             latency=entry.latency,
             budget=_budget(entry.gateway),
+            stale_stream=_stale(entry.gateway),
         )
 
     def statuses(self) -> list[ConnectionStatus]:
@@ -276,6 +280,11 @@ class BrokerConnectionManager:
 def _budget(gateway: IBrokerGateway) -> LimiterStats | None:
     limiter = getattr(gateway, "rate_limiter", None)
     return limiter.stats() if isinstance(limiter, ObservableLimiter) else None
+
+
+def _stale(gateway: IBrokerGateway) -> StaleStream | None:
+    last = getattr(gateway, "last_stale_stream", None)
+    return last if isinstance(last, StaleStream) else None
 
 
 def _bug(name: str, operation: str, bug: Exception) -> str:

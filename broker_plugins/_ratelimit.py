@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from broker_plugins._aio import Alarm
 from broker_plugins._errors import InvalidRequestError
 from broker_plugins._limiter import CategoryRecord, LimiterStats
 from broker_plugins._limits import (
@@ -85,7 +86,7 @@ class _Line:
         self.shares_limits = bool(shared)
         # (arrival ticket, turn): the head is the earliest waiter and the only one looking at limits.
         self.queue: deque[tuple[int, asyncio.Future[None]]] = deque()
-        self.alarm: asyncio.Future[None] | None = None
+        self.alarm = Alarm()
         self.held_until = -math.inf
         self.record = CategoryRecord()
 
@@ -121,11 +122,6 @@ class _Line:
         for window in self.windows:
             window.grants.append(now)
         return True
-
-
-def _ring(alarm: asyncio.Future[None]) -> None:
-    if not alarm.done():
-        alarm.set_result(None)
 
 
 class RateLimiter:
@@ -234,10 +230,10 @@ class RateLimiter:
                     rival = self._earlier_rival(line, ticket, now, loop)
                     if rival is None and line.grant(now, loop):
                         break
-                    if rival is not None and rival.alarm is not None:
-                        _ring(rival.alarm)  # it is due as well: let it take the shared permit first
+                    if rival is not None:
+                        rival.alarm.ring()  # it is due as well: let it take the shared permit first
                     delay = 0.0 if rival is not None else _SETTLE
-                await self._sleep(loop, line, delay)
+                await line.alarm.sleep(delay)  # another category's head can cut it short
         finally:
             if queue[0] is place:
                 queue.popleft()
@@ -268,18 +264,6 @@ class RateLimiter:
                 return other
         return None
 
-    @staticmethod
-    async def _sleep(loop: asyncio.AbstractEventLoop, line: _Line, delay: float) -> None:
-        # Like asyncio.sleep, but another category's head can cut it short (see _earlier_rival).
-        alarm: asyncio.Future[None] = loop.create_future()
-        timer = loop.call_later(delay, _ring, alarm)
-        line.alarm = alarm
-        try:
-            await alarm
-        finally:
-            timer.cancel()
-            line.alarm = None
-
     def _line(self, category: str) -> _Line:
         try:
             return self._lines[category]
@@ -293,7 +277,7 @@ class RateLimiter:
         self._loop = loop
         for line in self._lines.values():
             line.queue.clear()
-            line.alarm = None
+            line.alarm = Alarm()
         self._waiting = 0
         for pacer in self._pacers:
             pacer.bind(loop)

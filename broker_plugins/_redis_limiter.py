@@ -57,6 +57,7 @@ from types import TracebackType
 from typing import Any
 
 from broker_plugins import _redis_scripts as lua
+from broker_plugins._aio import Alarm
 from broker_plugins._errors import BrokerError, InvalidRequestError, SharedBudgetUnavailableError
 from broker_plugins._limiter import CategoryRecord, LimiterStats
 from broker_plugins._limits import (
@@ -115,7 +116,7 @@ class _Line:
         self.args += [str(number) for window in windows for number in (window.max_calls, window.span)]
         self.queue: deque[asyncio.Future[int]] = deque()
         self.driver: asyncio.Task[None] | None = None
-        self.nudge: asyncio.Future[None] | None = None
+        self.nudge = Alarm()
         self.ticketed = False
         self.held_until = -math.inf  # this process's own hold after a refusal (monotonic clock)
         self.shared_held_until = -math.inf  # a hold noted by any process, as last seen
@@ -213,8 +214,8 @@ class RedisRateLimiter:
         line.queue.append(waiter)
         if line.driver is None:
             line.driver = loop.create_task(self._serve(line))
-        elif len(line.queue) == 1 and line.nudge is not None:
-            _ring(line.nudge)  # the task serving the line was about to give up its place: go on
+        elif len(line.queue) == 1:
+            line.nudge.ring()  # the task serving the line was about to give up its place: go on
         try:
             await waiter
         except asyncio.CancelledError:
@@ -225,8 +226,8 @@ class RedisRateLimiter:
         finally:
             if waiter in line.queue:
                 line.queue.remove(waiter)
-                if not line.queue and line.nudge is not None:
-                    _ring(line.nudge)  # nobody left: give up the place in line now
+                if not line.queue:
+                    line.nudge.ring()  # nobody left: give up the place in line now
         line.record.granted(loop.time() - started)
 
     def note_refusal(self, category: str, retry_after: float | None) -> None:
@@ -297,7 +298,7 @@ class RedisRateLimiter:
                 while line.queue:
                     held = line.held_until - time.monotonic()
                     if held > 0:
-                        await self._pause(line, held)
+                        await line.nudge.sleep(held)
                         continue
                     try:
                         granted_at, wait = await self._decide(line)
@@ -312,12 +313,12 @@ class RedisRateLimiter:
                     if granted_at is not None:
                         self._hand_over(line, granted_at)
                     else:
-                        await self._pause(line, min(wait, _POLL))
+                        await line.nudge.sleep(min(wait, _POLL))
                 if line.ticketed:
                     # A caller that just got its permit usually asks again soon: keep the place
                     # (and the turns counted on it) as long as its lease, so that a busy process
                     # does not leave and join again level with the least served.
-                    await self._pause(line, GRACE)
+                    await line.nudge.sleep(GRACE)
                     if line.queue:
                         continue
                     line.ticketed = False
@@ -397,18 +398,6 @@ class RedisRateLimiter:
     async def _leave(self, line: _Line) -> None:
         await self._store.run("leave", [*line.keys[:2], line.keys[4]], line.args[:1])
 
-    async def _pause(self, line: _Line, seconds: float) -> None:
-        # Like asyncio.sleep, but cut short when the last caller gives up.
-        loop = asyncio.get_running_loop()
-        nudge: asyncio.Future[None] = loop.create_future()
-        timer = loop.call_later(seconds, _ring, nudge)
-        line.nudge = nudge
-        try:
-            await nudge
-        finally:
-            timer.cancel()
-            line.nudge = None
-
     # -- bookkeeping -------------------------------------------------------------------------------
 
     def _line(self, category: str) -> _Line:
@@ -432,11 +421,6 @@ class RedisRateLimiter:
         return (
             f"<RedisRateLimiter budget {self._budget!r} at {self._store.location}: {describe(self._limits)}>"
         )
-
-
-def _ring(alarm: asyncio.Future[None]) -> None:
-    if not alarm.done():
-        alarm.set_result(None)
 
 
 def _fail_waiters(line: _Line, error: BrokerError) -> None:

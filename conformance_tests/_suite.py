@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from conformance_tests._blackhole import BlackholeClauses
+from conformance_tests._calendar import CalendarClauses
 from conformance_tests._connections import ConnectionClauses
 from conformance_tests._health import HealthClauses
 from conformance_tests._interface import InterfaceClauses
@@ -23,6 +24,7 @@ __all__ = ["BrokerConformanceSuite"]
 # pytest collects the methods of a class's bases in reverse MRO order: the base listed last runs
 # first. So the groups are listed last to first, and the clauses run in the README table's order.
 class BrokerConformanceSuite(
+    CalendarClauses,
     BlackholeClauses,
     HealthClauses,
     OrderClauses,
@@ -65,6 +67,7 @@ class BrokerConformanceSuite(
     - OR-1 to OR-3: orders: rejections, lost replies, a backend that does not de-duplicate
     - HC-1, HC-2, DV-1: health checks, and values equal to what the backend served
     - BH-1 to BH-3: half-open (black-holed) connections, by the mechanism the gateway declares
+    - MC-1: market calendars, for a gateway that declares `MARKET_CALENDAR`
     """
 
     __test__ = False

@@ -227,6 +227,7 @@ class GatewayConfig:
     )
     health_check_timeout: float = _field(_seconds(0.01, 600), 1.0)
     stream_stale_after: float | None = _field(_seconds(0.01, 86400, optional=True), None)
+    quote_stale_after: float | None = _field(_seconds(0.01, 86400, optional=True), 120.0)
     reconnect_backoff: Backoff = _field(_rule(_backoff), DEFAULT_BACKOFF)
     max_message_size: int = _field(_rule(_message_size), 64 * 1024 * 1024)
 

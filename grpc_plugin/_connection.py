@@ -26,7 +26,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from broker_plugins import BrokerError, BrokerTimeoutError, BrokerUnavailableError, ConnectionState
-from broker_plugins._aio import wait_for  # same distribution: shared, not public
+from broker_plugins._aio import Alarm, wait_for  # same distribution: shared, not public
 from grpc_plugin._config import GatewayConfig
 from grpc_plugin._status import connect_failure, definite_failure, to_broker_error
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2_grpc, trading_pb2_grpc
@@ -88,7 +88,7 @@ class Connection:
         """`time.monotonic()` when the bridge last answered anything (a reply, a stream message, a probe)."""
         self.pending = 0
         """Unary calls waiting for their reply (`call_started` / `call_ended`)."""
-        self._wake: asyncio.Future[None] | None = None
+        self._alarm = Alarm()
         self._wake_at = 0.0
         self.in_flight: set[Any] = set()
         """Every call (unary or stream) on the channel that has not ended."""
@@ -124,12 +124,10 @@ class Connection:
     def call_started(self) -> None:
         """A unary call went out: while it waits, the link is proven more often (see `keep_alive`)."""
         self.pending += 1
-        wake = self._wake
         # Woken only when its pause would outlast the probe a waiting call needs: once per quiet
         # spell, not once per call.
-        if wake is not None and self._wake_at > time.monotonic() + self._config.health_check_timeout:
-            self._wake = None
-            wake.set_result(None)
+        if self._alarm.sleeping and self._wake_at > time.monotonic() + self._config.health_check_timeout:
+            self._alarm.ring()
 
     def call_ended(self) -> None:
         """A unary call has its reply, or failed."""
@@ -296,15 +294,8 @@ class Connection:
                 self._set_state(ConnectionState.CONNECTED, None)
 
     async def _pause(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._wake = wake = loop.create_future()
         self._wake_at = time.monotonic() + seconds
-        timer = loop.call_later(seconds, _resolve, wake)
-        try:
-            await wake
-        finally:
-            timer.cancel()
-            self._wake = None
+        await self._alarm.sleep(seconds)
 
     async def _unhealthy(self, error: BrokerError, *, replace: bool) -> None:
         if self._state() is ConnectionState.CONNECTED:
@@ -343,11 +334,6 @@ class Connection:
             certificate_chain=config.client_certificate,
         )
         return grpc.aio.secure_channel(config.target, credentials, options=options)
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 async def _ready(channel: grpc.aio.Channel) -> None:

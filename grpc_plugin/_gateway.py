@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import sys
 from collections.abc import AsyncGenerator, Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,8 @@ from broker_plugins import (
     GatewayBase,
     Instrument,
     Interval,
+    InvalidRequestError,
+    MarketCalendar,
     NotFoundError,
     Order,
     OrderRequest,
@@ -27,6 +29,7 @@ from broker_plugins import (
     Position,
     Quote,
 )
+from grpc_plugin._calendar import calendar_from, date_to
 from grpc_plugin._calls import Calls
 from grpc_plugin._candle_series import CandleSeries
 from grpc_plugin._config import GatewayConfig
@@ -42,8 +45,10 @@ from grpc_plugin._mapping import (
     time_to,
 )
 from grpc_plugin._orders import OrderDesk
+from grpc_plugin._staleness import MarketHours, Staleness
+from grpc_plugin._status import UnimplementedError
 from grpc_plugin._streams import OrderStreamGap, StreamSet
-from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2, trading_pb2
+from grpc_plugin.generated.broker.bridge.v1 import calendar_pb2, market_data_pb2, trading_pb2
 
 __all__ = ["GrpcBrokerGateway"]
 
@@ -66,6 +71,7 @@ class GrpcBrokerGateway(GatewayBase):
             Capability.MODIFY_ORDER,
             Capability.STREAM_RESUME,
             Capability.HALF_OPEN_DETECTION,
+            Capability.MARKET_CALENDAR,
         }
     )
 
@@ -78,8 +84,21 @@ class GrpcBrokerGateway(GatewayBase):
         self._config = config
         self._connection = Connection(config, lambda: self.state, self._set_state)
         self._calls = Calls(config, self._connection, self.rate_limiter, self._admit, lambda: self.state)
-        self._streams = StreamSet(config, self._connection, self._calls, lambda: self._open)
+        self._streams = StreamSet(
+            config, self._connection, self._calls, lambda: self._open, self._staleness()
+        )
         self._orders = OrderDesk(self._calls, config)
+
+    def _staleness(self) -> Staleness | None:
+        """Quote subscriptions judged against the bridge's calendars (see grpc_plugin._staleness)."""
+        after = self._config.quote_stale_after
+        if after is None:
+            return None
+        hours = MarketHours(
+            lambda: self._list_instruments(None),
+            lambda exchange: self._get_market_calendar(exchange, None, None),
+        )
+        return Staleness(after, hours, self._spawn, self._stale_reports.report)
 
     @property
     def target(self) -> str:
@@ -153,6 +172,29 @@ class GrpcBrokerGateway(GatewayBase):
         request = market_data_pb2.GetInstrumentRequest(symbol=symbol)
         reply = await self._calls.read("market_data", "market", "GetInstrument", request)
         return instrument_from(reply.instrument)
+
+    async def _list_instruments(self, exchange: str | None) -> Sequence[Instrument]:
+        # ListInstruments is not paged: one request, one permit.
+        request = market_data_pb2.ListInstrumentsRequest(exchange=exchange or "")
+        reply = await self._calls.read("market_data", "market", "ListInstruments", request)
+        return sorted((instrument_from(item) for item in reply.instruments), key=lambda i: i.symbol)
+
+    async def _get_market_calendar(
+        self, exchange: str, start: date | None, end: date | None
+    ) -> MarketCalendar:
+        request = calendar_pb2.GetMarketCalendarRequest(exchange=exchange)
+        if start is not None:
+            request.start.CopyFrom(date_to(start))
+        if end is not None:
+            request.end.CopyFrom(date_to(end))
+        try:
+            reply = await self._calls.read("market_data", "market", "GetMarketCalendar", request)
+        except UnimplementedError:
+            raise InvalidRequestError(
+                f"the bridge at {self._config.target} reports no market calendars "
+                "(GetMarketCalendar is UNIMPLEMENTED: a bridge older than the RPC)"
+            ) from None
+        return calendar_from(reply, target=self._config.target)
 
     def _stream_quotes(self, symbols: tuple[str, ...]) -> AsyncGenerator[Quote, None]:
         """Quotes as they tick; the iterator resumes by itself after a reconnect."""

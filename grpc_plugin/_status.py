@@ -8,7 +8,7 @@
 | NOT_FOUND | `NotFoundError` |
 | UNAUTHENTICATED, PERMISSION_DENIED | `AuthenticationError` |
 | RESOURCE_EXHAUSTED | `RateLimitExceededError`, `retry_after` from the `retry-after-ms` trailer |
-| UNKNOWN, INTERNAL, DATA_LOSS, UNIMPLEMENTED | `BrokerInternalError` |
+| UNKNOWN, INTERNAL, DATA_LOSS, UNIMPLEMENTED | `BrokerInternalError` (UNIMPLEMENTED: `UnimplementedError`) |
 
 The mapping is pure: reporting a failure to the connection or the limiter is the caller's business.
 """
@@ -34,6 +34,7 @@ __all__ = [
     "ERRORS",
     "RETRY_AFTER_KEY",
     "TOKEN_HINT",
+    "UnimplementedError",
     "connect_failure",
     "definite_failure",
     "retry_after",
@@ -44,6 +45,11 @@ RETRY_AFTER_KEY = "retry-after-ms"
 TOKEN_HINT = "pass the bridge's token as token=... (brokerctl: --token or BROKERCTL_TOKEN)"  # noqa: S105
 _MAX_DETAILS = 300
 """Characters of a bridge's error details shown in a message: a bridge may echo a huge input."""
+
+
+class UnimplementedError(BrokerInternalError):
+    """UNIMPLEMENTED: the bridge does not serve the method (one older than it, for an optional RPC)."""
+
 
 _S = grpc.StatusCode
 ERRORS: dict[grpc.StatusCode, type[BrokerError]] = {
@@ -62,7 +68,7 @@ ERRORS: dict[grpc.StatusCode, type[BrokerError]] = {
     _S.UNKNOWN: BrokerInternalError,
     _S.INTERNAL: BrokerInternalError,
     _S.DATA_LOSS: BrokerInternalError,
-    _S.UNIMPLEMENTED: BrokerInternalError,
+    _S.UNIMPLEMENTED: UnimplementedError,
 }
 """The error each status becomes (every status but OK)."""
 

@@ -27,6 +27,7 @@ from grpc_plugin._calls import Calls
 from grpc_plugin._config import GatewayConfig
 from grpc_plugin._connection import Connection
 from grpc_plugin._mapping import order_from, order_update_from, quote_from, time_to
+from grpc_plugin._staleness import QuoteSilence, Staleness
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2, trading_pb2
 
 __all__ = ["FAULT_ATTEMPTS", "OrderStreamGap", "StreamSet"]
@@ -109,12 +110,18 @@ class StreamSet:
     """The open stream calls of one gateway, so that disconnect can end them all."""
 
     def __init__(
-        self, config: GatewayConfig, connection: Connection, calls: Calls, is_open: Callable[[], bool]
+        self,
+        config: GatewayConfig,
+        connection: Connection,
+        calls: Calls,
+        is_open: Callable[[], bool],
+        staleness: Staleness | None = None,
     ) -> None:
         self._config = config
         self._connection = connection
         self._calls = calls
         self._is_open = is_open
+        self._staleness = staleness
         self._used = False
         self._gap_listeners: list[Callable[[OrderStreamGap], object]] = []
 
@@ -145,7 +152,14 @@ class StreamSet:
             return call
 
     async def _messages(
-        self, service: str, rpc: str, request: object, category: str, pacing: _Pacing
+        self,
+        service: str,
+        rpc: str,
+        request: object,
+        category: str,
+        pacing: _Pacing,
+        *,
+        symbols: tuple[str, ...] = (),
     ) -> AsyncGenerator[Any, None]:
         """Open one call and yield its messages; returns when it broke in a way worth resuming.
 
@@ -155,6 +169,7 @@ class StreamSet:
         """
         call: Any = await self._open(service, rpc, request, category, pacing)
         watchdog = _Watchdog(call, self._config.stream_stale_after)
+        silence = self._staleness.watch(call, symbols) if self._staleness and symbols else None
         connection = self._connection
         failure: BaseException | None = None
         try:
@@ -167,27 +182,52 @@ class StreamSet:
                 if pacing.failures:
                     pacing.reset()
                 watchdog.touch()
+                if silence is not None:
+                    silence.touch()
                 yield message
         except asyncio.CancelledError:
-            if not self._is_open() and connection.severed(call):
-                failure = BrokerUnavailableError(f"{rpc}: the gateway was disconnected")
-            elif watchdog.fired:
-                _log.warning("%s on %s went silent; reopening it", rpc, self._config.target)
-            elif connection.severed(call):
-                pacing.failures += 1  # the link was lost under it: reopened once there is a new one
-            else:
-                raise
+            failure = self._cancelled(call, rpc, pacing, watchdog, silence)
         except grpc.aio.AioRpcError as exc:
             failure = self._ended(exc, rpc, category, pacing)
         finally:
             watchdog.stop()
+            if silence is not None:
+                silence.stop()
             call.cancel()
             connection.release(call)
-            del call, watchdog
+            del call, watchdog, silence
         if failure is not None:
             # Raised here, outside the except clause, so it carries no context: gRPC's exception
             # and its traceback would keep the call, and so its connection, alive.
             raise failure
+
+    def _cancelled(
+        self, call: Any, rpc: str, pacing: _Pacing, watchdog: _Watchdog, silence: QuoteSilence | None
+    ) -> BaseException | None:
+        """Called in the `except` clause of a cancelled read: what to raise (None: reopen the stream);
+        a cancellation that is not ours is re-raised."""
+        connection = self._connection
+        if not self._is_open() and connection.severed(call):
+            return BrokerUnavailableError(f"{rpc}: the gateway was disconnected")
+        if watchdog.fired:
+            _log.warning("%s on %s went silent; reopening it", rpc, self._config.target)
+        elif silence is not None and silence.fired is not None:
+            stale = silence.fired
+            _log.warning(
+                "%s of %s on %s delivered nothing for %.1f s while %s; reopening it",
+                rpc,
+                ",".join(stale.symbols),
+                self._config.target,
+                stale.silent_for,
+                "the market was open" if stale.market_open else "no calendar said the market was closed",
+            )
+            assert self._staleness is not None
+            self._staleness.report(stale)
+        elif connection.severed(call):
+            pacing.failures += 1  # the link was lost under it: reopened once there is a new one
+        else:
+            raise  # noqa: PLE0704 - re-raises the cancellation being handled by the caller
+        return None
 
     def _ended(
         self, exc: grpc.aio.AioRpcError, rpc: str, category: str, pacing: _Pacing
@@ -214,7 +254,9 @@ class StreamSet:
         request = market_data_pb2.StreamQuotesRequest(symbols=symbols)
         pacing = _Pacing()
         while True:
-            batches = self._messages("market", "StreamQuotes", request, "market_data", pacing)
+            batches = self._messages(
+                "market", "StreamQuotes", request, "market_data", pacing, symbols=tuple(symbols)
+            )
             async with contextlib.aclosing(batches):
                 async for batch in batches:
                     for quote in batch.quotes:

@@ -57,6 +57,7 @@ demo = _lazy("_demo", "demo")
 watch = _lazy("_watch", "watch")
 conformance = _lazy("_conformance", "conformance")
 completion = _lazy("_completion", "completion")
+calendar = _lazy("_calendar", "calendar")
 
 _DEFAULTS: dict[str, object] = {
     "gateway": None,
@@ -258,6 +259,14 @@ def _market_and_trading_commands(add: Callable[..., argparse.ArgumentParser]) ->
     add("instrument", "an instrument and its trading rules", _commands.instrument).add_argument(
         "symbol", metavar="SYMBOL", help="instrument code"
     )
+    add("instruments", "every instrument the broker lists", _commands.instruments).add_argument(
+        "--exchange", metavar="EXCHANGE", help="only instruments of this exchange, e.g. KRX or NASDAQ"
+    )
+    calendar_options = add("calendar", "an exchange's trading sessions and holidays", calendar)
+    calendar_options.add_argument("exchange", nargs="?", metavar="EXCHANGE", help="e.g. KRX or NASDAQ")
+    calendar_options.add_argument("--symbol", metavar="SYMBOL", help="the exchange of this instrument")
+    calendar_options.add_argument("--from", dest="start", metavar="DATE", help="first day of holidays")
+    calendar_options.add_argument("--to", dest="end", metavar="DATE", help="last day of holidays")
     order = add("order", "place an order (market, or limit with --price)", _commands.order)
     order.add_argument("side", choices=["buy", "sell"], help="buy or sell")
     order.add_argument("symbol", metavar="SYMBOL", help="instrument code")

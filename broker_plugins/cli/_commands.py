@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
 
 from broker_plugins._aio import wait_for
+from broker_plugins._calendar import check_exchange
 from broker_plugins._checks import check_symbol
 from broker_plugins._entities import Order, OrderRequest
 from broker_plugins._enums import Interval, TimeInForce
@@ -24,6 +25,7 @@ from broker_plugins.cli._output import (
     Progress,
     balance_rows,
     candle_columns,
+    instrument_columns,
     instrument_rows,
     jsonable,
     key_values,
@@ -43,6 +45,7 @@ __all__ = [
     "connect",
     "health",
     "instrument",
+    "instruments",
     "order",
     "orders",
     "plugins",
@@ -122,6 +125,17 @@ async def instrument(ctx: Context) -> ExitCode:
     async with connect(ctx) as session:
         found = await session.gateway.get_instrument(symbol)
     ctx.emit(found, lambda: key_values(instrument_rows(found)))
+    return ExitCode.OK
+
+
+async def instruments(ctx: Context) -> ExitCode:
+    """`instruments [--exchange X]`: every instrument the broker lists (none for an unknown exchange)."""
+    exchange = None if ctx.args.exchange is None else check_exchange(ctx.args.exchange)
+    async with connect(ctx) as session:
+        listed = await session.gateway.list_instruments(exchange)
+    if not listed and not ctx.json:
+        ctx.note(f"no instruments{'' if exchange is None else f' on exchange {exchange!r}'}")
+    ctx.emit(listed, lambda: table(instrument_columns(), listed))
     return ExitCode.OK
 
 

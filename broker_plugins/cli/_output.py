@@ -154,6 +154,18 @@ def instrument_rows(instrument: Instrument) -> list[tuple[str, str]]:
     ]
 
 
+def instrument_columns() -> list[Column]:
+    """Columns of an instrument table."""
+    return [
+        Column("SYMBOL", lambda i: i.symbol),
+        Column("NAME", lambda i: i.name),
+        Column("EXCHANGE", lambda i: i.exchange),
+        Column("CURRENCY", lambda i: i.currency),
+        Column("TICK", lambda i: number(i.tick_size), right=True),
+        Column("LOT", lambda i: number(i.lot_size), right=True),
+    ]
+
+
 def balance_rows(balance: Balance) -> list[tuple[str, str]]:
     """A balance, field by field."""
     return [

@@ -159,7 +159,7 @@ CLAUSES: tuple[Clause, ...] = (
         "BK-AUTH-1",
         "every RPC refuses a missing or wrong token with UNAUTHENTICATED, before anything else",
         Needs.TOKEN,
-        26,
+        28,
         (_R_AUTH_REFUSE, _R_AUTH_FIRST),
     ),
     Clause(
@@ -200,6 +200,23 @@ CLAUSES: tuple[Clause, ...] = (
                 "A quote names the symbol asked for, carries its time, and a bid at or below the ask when "
                 "both are present.",
             ),
+        ),
+    ),
+    Clause(
+        "BK-MD-4",
+        "a market calendar, if offered, is usable: IANA zone, ordered sessions within the day, holidays "
+        "in range; an unknown exchange is NOT_FOUND",
+        Needs.NOTHING,
+        2,
+        (
+            Rule(
+                _MARKET,
+                "Sessions are local wall-clock times, the same on every trading day (a trading weekday that "
+                "is not a holiday), ordered by opening, not overlapping, each within one local day from "
+                "`open_second` (inclusive) to `close_second` (exclusive, at most 86,400); `kind` says "
+                "pre-market, regular or post-market.",
+            ),
+            Rule(_MARKET, "an exchange without a calendar is NOT_FOUND."),
         ),
     ),
     Clause(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 
 from grpc_plugin.bridge import _parse
+from grpc_plugin.bridge._calendars import calendar_response
 from grpc_plugin.bridge._convert import INTERVALS, instrument_message, quote_message
 from grpc_plugin.bridge._errors import InvalidArgumentError, NotFoundError
 from grpc_plugin.bridge._faults import Faults
@@ -13,6 +15,7 @@ from grpc_plugin.bridge._feed import QuoteFeed
 from grpc_plugin.bridge._gate import CallGate, Context
 from grpc_plugin.bridge._market import Market
 from grpc_plugin.bridge._paging import MAX_PAGE_SIZE, CandleRange, resolve_page
+from grpc_plugin.generated.broker.bridge.v1 import calendar_pb2
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2 as md
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2_grpc as md_grpc
 
@@ -95,6 +98,14 @@ class MarketDataServicer(md_grpc.MarketDataServiceServicer):
                 s for s in self._market.instruments if not request.exchange or s.exchange == request.exchange
             ]
             return md.ListInstrumentsResponse(instruments=[instrument_message(s) for s in specs])
+
+    async def GetMarketCalendar(
+        self, request: calendar_pb2.GetMarketCalendarRequest, context: Context
+    ) -> calendar_pb2.GetMarketCalendarResponse:
+        """Sessions and holidays of one exchange."""
+        async with self._gate.unary("GetMarketCalendar", request, context):
+            today = datetime.fromtimestamp(self._market.now_ms() / 1000, timezone.utc).date()
+            return calendar_response(request, today)
 
     async def StreamQuotes(
         self, request: md.StreamQuotesRequest, context: Context

@@ -24,6 +24,7 @@ from grpc_plugin.bridge._market_service import MarketDataServicer
 from grpc_plugin.bridge._paging import HISTORY_START_MS, MAX_LIMIT
 from grpc_plugin.bridge._parse import new_order, order_id
 from grpc_plugin.bridge._trading_service import TradingServicer
+from grpc_plugin.generated.broker.bridge.v1 import calendar_pb2 as cal
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2 as md
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2_grpc, trading_pb2_grpc
 from grpc_plugin.generated.broker.bridge.v1 import trading_pb2 as tr
@@ -215,6 +216,16 @@ class _MarketThree(MarketDataServicer):
             request.limit = MAX_LIMIT
         return await super().GetCandles(request, context)
 
+    async def GetMarketCalendar(
+        self, request: cal.GetMarketCalendarRequest, context: Context
+    ) -> cal.GetMarketCalendarResponse:
+        """BK-MD-4: holidays newest first."""
+        reply = await super().GetMarketCalendar(request, context)
+        holidays = list(reversed(reply.holidays))
+        del reply.holidays[:]
+        reply.holidays.extend(holidays)
+        return reply
+
 
 class _TradingThree(TradingServicer):
     async def StreamOrderUpdates(
@@ -338,7 +349,7 @@ TARGETS: dict[type[BridgeServer], frozenset[str]] = {
         }
     ),
     BridgeThree: frozenset(
-        {"BK-MD-3", "BK-CD-3", "BK-CD-4", "BK-OU-1", "BK-OU-2", "BK-ORD-4", "BK-BAD-3", "BK-BAD-6"}
+        {"BK-MD-3", "BK-MD-4", "BK-CD-3", "BK-CD-4", "BK-OU-1", "BK-OU-2", "BK-ORD-4", "BK-BAD-3", "BK-BAD-6"}
     ),
     BudgetBridgeOne: frozenset({"BK-BUD-1", "BK-BUD-3"}),
     BudgetBridgeTwo: frozenset({"BK-BUD-2"}),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from conformance_tests.bridge import CLAUSES
 from grpc_plugin.bridge import BridgeServer, Window
+from grpc_plugin.bridge._gate import Context
+from grpc_plugin.bridge._market_service import MarketDataServicer
+from grpc_plugin.generated.broker.bridge.v1 import calendar_pb2 as cal
 from tests.bridge_kit.broken import (
     TARGETS,
     BridgeOne,
@@ -56,3 +60,27 @@ def test_the_kit_fails_a_broken_bridge_on_exactly_what_it_breaks(
         assert "(docs/bridge-contract.md, " in verdict.text
     for clause in SKIPPED.get(bridge_type, set()):
         assert verdicts[clause].outcome == "skipped", (clause, verdicts[clause])
+
+
+class _MarketBeforeCalendars(MarketDataServicer):
+    """A MarketDataService from before GetMarketCalendar: gRPC's answer for a method it lacks."""
+
+    async def GetMarketCalendar(
+        self, request: cal.GetMarketCalendarRequest, context: Context
+    ) -> cal.GetMarketCalendarResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        raise AssertionError("abort raises")
+
+
+class OlderBridge(BridgeServer):
+    """A bridge older than the optional RPCs: not broken, only older."""
+
+    market_data_servicer = _MarketBeforeCalendars
+
+
+def test_a_bridge_older_than_an_optional_rpc_is_not_failed_for_lacking_it(pytester: pytest.Pytester) -> None:
+    with bridge_thread(OlderBridge) as bridge:
+        found = run_kit_inline(pytester, bridge.address, "-k", "bk_md4 or bk_auth1")
+    assert found["BK-AUTH-1"].outcome == "passed", found["BK-AUTH-1"].text
+    assert found["BK-MD-4"].outcome == "skipped"
+    assert "does not offer GetMarketCalendar" in found["BK-MD-4"].text

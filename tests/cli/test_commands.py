@@ -76,6 +76,41 @@ def test_instrument_shows_the_trading_rules(cli: RunCli) -> None:
     assert "tick size  100" in cli("instrument", "005930").out
 
 
+def test_instruments_are_listed_and_filtered_by_exchange(cli: RunCli) -> None:
+    listed = cli("instruments", "--json").json()
+    assert len(listed) == 12
+    assert [i["symbol"] for i in listed] == sorted(i["symbol"] for i in listed)
+    table = cli("instruments", "--exchange", "NASDAQ").out.splitlines()
+    assert table[0].split() == ["SYMBOL", "NAME", "EXCHANGE", "CURRENCY", "TICK", "LOT"]
+    assert [line.split()[0] for line in table[1:]] == ["AAPL", "AMZN", "GOOGL", "MSFT", "NVDA", "TSLA"]
+    unknown = cli("instruments", "--exchange", "LSE")
+    assert unknown.code == ExitCode.OK
+    assert "no instruments on exchange 'LSE'" in unknown.err
+    malformed = cli("instruments", "--exchange", "no spaces")
+    assert malformed.code == ExitCode.USAGE
+    assert "exchange must be" in error_line(malformed.err)
+
+
+def test_calendar_shows_the_sessions_and_holidays_of_an_exchange(cli: RunCli) -> None:
+    result = cli("calendar", "KRX", "--from", "2026-01-01", "--to", "2026-12-31")
+    assert result.code == ExitCode.OK, result.err
+    lines = result.out.splitlines()
+    assert lines[1].split() == ["time", "zone", "Asia/Seoul"]
+    assert lines[2].startswith("now")
+    assert "regular                    regular      09:00  15:30" in lines
+    assert "2026-05-05" in lines
+    by_symbol = cli("calendar", "--symbol", "AAPL", "--json").json()
+    assert by_symbol["time_zone"] == "America/New_York"
+    assert [s["open"] for s in by_symbol["sessions"]] == ["04:00:00", "09:30:00", "16:00:00"]
+    assert "2026-11-26" in cli("calendar", "NASDAQ", "--from", "2026-11-01", "--to", "2026-11-30").out
+    unknown = cli("calendar", "LSE")
+    assert unknown.code == ExitCode.NOT_FOUND
+    assert "no calendar for exchange 'LSE'" in error_line(unknown.err)
+    wrongs = (["calendar"], ["calendar", "KRX", "--symbol", "AAPL"], ["calendar", "KRX", "--from", "May"])
+    for wrong in wrongs:
+        assert cli(*wrong).code == ExitCode.USAGE
+
+
 def test_candles_come_oldest_first_with_exact_prices(cli: RunCli) -> None:
     result = cli("candles", "AAPL", "--interval", "5m", "--limit", "4", "--json")
     assert result.code == ExitCode.OK, result.err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from memory_broker import MemoryBrokerGateway
 
+from tests.conformance.broken_calendars import MadeUpCalendarGateway
 from tests.conformance.broken_limits import (
     BareAsyncLimiterGateway,
     FirstWindowOnlyGateway,
@@ -106,5 +107,7 @@ EXPECTED_FAILURES: dict[type[MemoryBrokerGateway], frozenset[str]] = {
     NoProbeGateway: frozenset({"BH-1", "BH-3"}),
     DeadlineOnlyGateway: frozenset({"BH-2"}),
     SlowProbeGateway: frozenset({"BH-3"}),
+    # market calendars
+    MadeUpCalendarGateway: frozenset({"MC-1"}),
 }
 """Each broken gateway, and the clauses the suite must fail it on."""

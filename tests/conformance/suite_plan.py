@@ -13,7 +13,7 @@ __all__ = ["BROKEN_GROUPS", "EXAMPLE_RUN", "GRPC_RUN", "HALVES", "group_of", "ha
 EXAMPLE_RUN = "example"
 GRPC_RUN = "grpc"
 BROKEN_GROUPS = 4
-HALVES = ("test_if or test_lc or test_rl", "test_rc or test_or or test_hc or test_dv or test_bh")
+HALVES = ("test_if or test_lc or test_rl", "test_rc or test_or or test_hc or test_dv or test_bh or test_mc")
 """The clause table in two halves, in its order: the groups of clauses, as test-name prefixes."""
 
 # Seconds a clause takes against a broken memory gateway that fails it (confirmations included);

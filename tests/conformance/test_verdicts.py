@@ -10,7 +10,7 @@ import pytest
 
 from broker_plugins import IBrokerGateway, RateLimitsSpec
 from conformance_tests import BackendRequest, BreakMode
-from conformance_tests._limits_common import arrivals, confirmed
+from conformance_tests._limits_common import Overrun, arrivals, confirmed
 from conformance_tests._pacing import MAX_GAP, busiest_second, lockstep_share, pacing_problems
 
 
@@ -69,6 +69,37 @@ async def test_a_violation_seen_once_is_checked_again_on_longer_windows() -> Non
         return ["21 calls in a window"] if scale == 1.0 else []
 
     await confirmed("RL-2", jittery)
+    assert scales == [1.0, 2.0]
+
+
+async def test_a_violation_by_one_call_seen_twice_is_checked_on_windows_four_times_as_long() -> None:
+    scales: list[float] = []
+
+    async def loaded(scale: float) -> list[str]:
+        scales.append(scale)
+        return [Overrun("7 calls in a window, limit 6", excess=1)] if scale < 4.0 else []
+
+    await confirmed("RL-5", loaded)
+    assert scales == [1.0, 2.0, 4.0]
+
+
+async def test_a_violation_by_one_call_on_every_window_fails_naming_every_scale() -> None:
+    async def skips_a_permit(scale: float) -> list[str]:
+        return [Overrun(f"{7 if scale == 1.0 else 8} calls in a window, limit 7", excess=1)]
+
+    with pytest.raises(pytest.fail.Exception, match=r"8 calls .* windows 2 and 4 times longer; .* 7 calls"):
+        await confirmed("RL-5", skips_a_permit)
+
+
+async def test_a_larger_violation_seen_twice_is_not_checked_a_third_time() -> None:
+    scales: list[float] = []
+
+    async def broken(scale: float) -> list[str]:
+        scales.append(scale)
+        return [Overrun("12 calls in a window, limit 6", excess=6), "a message of another check"]
+
+    with pytest.raises(pytest.fail.Exception, match=r"windows 2 times longer"):
+        await confirmed("RL-5", broken)
     assert scales == [1.0, 2.0]
 
 

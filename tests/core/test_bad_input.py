@@ -97,6 +97,7 @@ _OPTION_NAMES = [
     "health_check_interval",
     "health_check_timeout",
     "stream_stale_after",
+    "quote_stale_after",
     "reconnect_backoff",
     "max_message_size",
     "colour",

@@ -258,6 +258,7 @@ async def test_arbitrary_arguments_raise_invalid_request_error_only(
     calls: list[Any] = [
         lambda: gateway.get_quote(symbol),  # type: ignore[arg-type]
         lambda: gateway.get_instrument(symbol),  # type: ignore[arg-type]
+        lambda: gateway.list_instruments(symbol),  # type: ignore[arg-type]
         lambda: gateway.get_candles("ACME", interval, start=start, limit=limit),  # type: ignore[arg-type]
         lambda: gateway.get_candles(symbol, "1m", end=start),  # type: ignore[arg-type]
         lambda: gateway.stream_quotes(symbol),  # type: ignore[arg-type]
@@ -285,6 +286,8 @@ async def test_each_argument_is_checked_naming_the_field() -> None:
         (lambda: gateway.get_quote(""), "symbol must not be empty"),
         (lambda: gateway.get_quote("A" * 500), r"symbol 'AAAA.*\.\.\. is malformed"),
         (lambda: gateway.stream_quotes([]), "at least one symbol"),
+        (lambda: gateway.list_instruments(""), "exchange must be 1-16 of"),
+        (lambda: gateway.list_instruments(7), "exchange must be 1-16 of"),  # type: ignore[arg-type]
         (lambda: gateway.cancel_order("a b"), "order_id must be 1-128 printable ASCII"),
         (lambda: gateway.modify_order("1"), "needs a new quantity or a new price"),
         (lambda: gateway.modify_order("1", price=Decimal("1e-30")), "price must be no finer than 1e-18"),

@@ -64,6 +64,15 @@ async def test_the_memory_gateway_walks_the_whole_contract() -> None:
         with pytest.raises(NotFoundError):
             await gateway.get_order("missing")
         assert (await gateway.get_balance()).currency == "USD"
+        backend.reset_records()
+        assert [i.symbol for i in await gateway.list_instruments()] == ["ACME"]
+        assert await gateway.list_instruments("MEM") == await gateway.list_instruments()
+        assert await gateway.list_instruments("KRX") == []  # an exchange it does not list: nothing
+        assert [r.method for r in backend.received] == ["list_instruments"] * 4
+        calendar = await gateway.get_market_calendar("MEM")
+        assert calendar.exchange == "MEM"
+        with pytest.raises(NotFoundError):
+            await gateway.get_market_calendar("KRX")
     assert [c.current for c in changes] == [
         ConnectionState.CONNECTING,
         ConnectionState.CONNECTED,

@@ -21,6 +21,7 @@ from broker_plugins import (
     OrderStatus,
     OrderType,
     RateLimit,
+    RateLimiter,
     Side,
 )
 from grpc_plugin import GrpcBrokerGateway
@@ -81,6 +82,34 @@ async def test_market_data_end_to_end(bridge: BridgeServer, gateways: MakeGatewa
         assert status.healthy
         assert status.latency is not None
         assert status.latency > 0
+
+
+async def test_instruments_are_listed_by_exchange_with_a_permit_per_request(
+    bridge: BridgeServer, gateways: MakeGateway
+) -> None:
+    async with gateways(bridge.address) as gateway:
+        limiter = gateway.rate_limiter
+        assert isinstance(limiter, RateLimiter)
+        before = limiter.stats().category("market_data").permits_granted
+        bridge.clear_requests()
+        everything = await gateway.list_instruments()
+        krx = await gateway.list_instruments("KRX")
+        nasdaq = await gateway.list_instruments(exchange="NASDAQ")
+        unknown = await gateway.list_instruments("LSE")
+        received = [r.method for r in bridge.requests]
+        permits = limiter.stats().category("market_data").permits_granted - before
+        with pytest.raises(InvalidRequestError, match="exchange must be"):
+            await gateway.list_instruments("no spaces")
+    symbols = [i.symbol for i in everything]
+    assert symbols == sorted(symbols)
+    assert len(symbols) == 12
+    assert {i.exchange for i in krx} == {"KRX"}
+    assert len(krx) == 6
+    assert [i.symbol for i in nasdaq] == ["AAPL", "AMZN", "GOOGL", "MSFT", "NVDA", "TSLA"]
+    assert unknown == []  # an exchange the bridge does not list lists nothing
+    assert sorted([*krx, *nasdaq], key=lambda i: i.symbol) == list(everything)
+    assert received == ["ListInstruments"] * 4  # and the malformed one never left
+    assert permits == 4
 
 
 async def test_trading_and_account_end_to_end(bridge: BridgeServer, gateways: MakeGateway) -> None:

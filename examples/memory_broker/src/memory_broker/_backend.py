@@ -12,6 +12,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from datetime import time as wall_time
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -24,6 +25,7 @@ from broker_plugins import (
     Instrument,
     Interval,
     InvalidRequestError,
+    MarketCalendar,
     NotFoundError,
     Order,
     OrderRequest,
@@ -32,12 +34,20 @@ from broker_plugins import (
     OrderUpdate,
     Position,
     Quote,
+    SessionKind,
     Side,
+    TradingSession,
 )
 
 __all__ = ["CandlePage", "MemoryBackend", "Received", "Served"]
 
 _CENT = Decimal("0.01")
+_CALENDAR = MarketCalendar(
+    exchange="MEM",
+    time_zone="America/New_York",
+    sessions=(TradingSession("regular", SessionKind.REGULAR, wall_time(9, 30), wall_time(16, 0)),),
+)
+"""The one exchange's calendar: weekdays 09:30-16:00 New York time, no holidays."""
 _RECORDS = 100_000  # a long-running backend keeps this many records, not all of them
 
 
@@ -103,6 +113,8 @@ class MemoryBackend:
             "get_quote": self.quote,
             "get_candles": self._candles,
             "get_instrument": self._instrument,
+            "list_instruments": self._list_instruments,
+            "get_market_calendar": self._calendar,
             "stream_quotes": self._subscribe,
             "stream_order_updates": self._subscribe_updates,
             "place_order": self._place,
@@ -171,6 +183,15 @@ class MemoryBackend:
             return self._instruments[symbol]
         except KeyError:
             raise NotFoundError(f"no instrument {symbol!r}") from None
+
+    def _list_instruments(self, exchange: str | None) -> list[Instrument]:
+        listed = sorted(self._instruments.values(), key=lambda i: i.symbol)
+        return [i for i in listed if exchange is None or i.exchange == exchange]
+
+    def _calendar(self, exchange: str) -> MarketCalendar:
+        if exchange != _CALENDAR.exchange:
+            raise NotFoundError(f"no calendar for exchange {exchange!r}")
+        return _CALENDAR
 
     def _subscribe(self, symbols: Sequence[str]) -> None:
         for symbol in symbols:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -27,6 +27,7 @@ from broker_plugins import (
     Instrument,
     Interval,
     Limiter,
+    MarketCalendar,
     Order,
     OrderOutcomeUnknownError,
     OrderRejectedError,
@@ -79,6 +80,7 @@ class MemoryBrokerGateway(GatewayBase):
             Capability.MODIFY_ORDER,
             Capability.STREAM_RESUME,
             Capability.HALF_OPEN_DETECTION,
+            Capability.MARKET_CALENDAR,
         }
     )
 
@@ -141,6 +143,16 @@ class MemoryBrokerGateway(GatewayBase):
 
     async def _get_instrument(self, symbol: str) -> Instrument:
         return cast(Instrument, await self._read("market_data", "get_instrument", {"symbol": symbol}))
+
+    async def _list_instruments(self, exchange: str | None) -> Sequence[Instrument]:
+        answer = await self._read("market_data", "list_instruments", {"exchange": exchange})
+        return cast("list[Instrument]", answer)
+
+    async def _get_market_calendar(
+        self, exchange: str, start: date | None, end: date | None
+    ) -> MarketCalendar:
+        answer = await self._read("market_data", "get_market_calendar", {"exchange": exchange})
+        return cast(MarketCalendar, answer)
 
     async def _place_order(self, request: OrderRequest) -> Order:
         try:

@@ -22,43 +22,44 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from . import calendar_pb2 as broker_dot_bridge_dot_v1_dot_calendar__pb2
 from . import common_pb2 as broker_dot_bridge_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"broker/bridge/v1/market_data.proto\x12\x10\x62roker.bridge.v1\x1a\x1d\x62roker/bridge/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x01\n\nInstrument\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x65xchange\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12,\n\ttick_size\x18\x05 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12+\n\x08lot_size\x18\x06 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\"\x94\x02\n\x05Quote\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12&\n\x03\x62id\x18\x02 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12+\n\x08\x62id_size\x18\x03 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12&\n\x03\x61sk\x18\x04 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12+\n\x08\x61sk_size\x18\x05 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\'\n\x04last\x18\x06 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf4\x01\n\x11GetCandlesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12,\n\x08interval\x18\x02 \x01(\x0e\x32\x1a.broker.bridge.v1.Interval\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\x05limit\x18\x05 \x01(\rH\x00\x88\x01\x01\x12\x11\n\tpage_size\x18\x06 \x01(\r\x12\x12\n\npage_token\x18\x07 \x01(\tB\x08\n\x06_limit\"\xff\x01\n\x12GetCandlesResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12,\n\x08interval\x18\x02 \x01(\x0e\x32\x1a.broker.bridge.v1.Interval\x12\x19\n\x11open_time_unix_ms\x18\x03 \x03(\x12\x12\x16\n\x0eprice_exponent\x18\x04 \x01(\x11\x12\x0c\n\x04open\x18\x05 \x03(\x12\x12\x0c\n\x04high\x18\x06 \x03(\x12\x12\x0b\n\x03low\x18\x07 \x03(\x12\x12\r\n\x05\x63lose\x18\x08 \x03(\x12\x12\x17\n\x0fvolume_exponent\x18\t \x01(\x11\x12\x0e\n\x06volume\x18\n \x03(\x12\x12\x17\n\x0fnext_page_token\x18\x0b \x01(\t\"!\n\x0fGetQuoteRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\":\n\x10GetQuoteResponse\x12&\n\x05quote\x18\x01 \x01(\x0b\x32\x17.broker.bridge.v1.Quote\"&\n\x14GetInstrumentRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\"I\n\x15GetInstrumentResponse\x12\x30\n\ninstrument\x18\x01 \x01(\x0b\x32\x1c.broker.bridge.v1.Instrument\"*\n\x16ListInstrumentsRequest\x12\x10\n\x08\x65xchange\x18\x01 \x01(\t\"L\n\x17ListInstrumentsResponse\x12\x31\n\x0binstruments\x18\x01 \x03(\x0b\x32\x1c.broker.bridge.v1.Instrument\"&\n\x13StreamQuotesRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"?\n\x14StreamQuotesResponse\x12\'\n\x06quotes\x18\x01 \x03(\x0b\x32\x17.broker.bridge.v1.Quote*\xa3\x01\n\x08Interval\x12\x18\n\x14INTERVAL_UNSPECIFIED\x10\x00\x12\x17\n\x13INTERVAL_ONE_MINUTE\x10\x01\x12\x19\n\x15INTERVAL_FIVE_MINUTES\x10\x02\x12\x1c\n\x18INTERVAL_FIFTEEN_MINUTES\x10\x03\x12\x15\n\x11INTERVAL_ONE_HOUR\x10\x04\x12\x14\n\x10INTERVAL_ONE_DAY\x10\x05\x32\xea\x03\n\x11MarketDataService\x12W\n\nGetCandles\x12#.broker.bridge.v1.GetCandlesRequest\x1a$.broker.bridge.v1.GetCandlesResponse\x12Q\n\x08GetQuote\x12!.broker.bridge.v1.GetQuoteRequest\x1a\".broker.bridge.v1.GetQuoteResponse\x12`\n\rGetInstrument\x12&.broker.bridge.v1.GetInstrumentRequest\x1a\'.broker.bridge.v1.GetInstrumentResponse\x12\x66\n\x0fListInstruments\x12(.broker.bridge.v1.ListInstrumentsRequest\x1a).broker.bridge.v1.ListInstrumentsResponse\x12_\n\x0cStreamQuotes\x12%.broker.bridge.v1.StreamQuotesRequest\x1a&.broker.bridge.v1.StreamQuotesResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"broker/bridge/v1/market_data.proto\x12\x10\x62roker.bridge.v1\x1a\x1f\x62roker/bridge/v1/calendar.proto\x1a\x1d\x62roker/bridge/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x01\n\nInstrument\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08\x65xchange\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12,\n\ttick_size\x18\x05 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12+\n\x08lot_size\x18\x06 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\"\x94\x02\n\x05Quote\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12&\n\x03\x62id\x18\x02 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12+\n\x08\x62id_size\x18\x03 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12&\n\x03\x61sk\x18\x04 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12+\n\x08\x61sk_size\x18\x05 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12\'\n\x04last\x18\x06 \x01(\x0b\x32\x19.broker.bridge.v1.Decimal\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf4\x01\n\x11GetCandlesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12,\n\x08interval\x18\x02 \x01(\x0e\x32\x1a.broker.bridge.v1.Interval\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\x05limit\x18\x05 \x01(\rH\x00\x88\x01\x01\x12\x11\n\tpage_size\x18\x06 \x01(\r\x12\x12\n\npage_token\x18\x07 \x01(\tB\x08\n\x06_limit\"\xff\x01\n\x12GetCandlesResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12,\n\x08interval\x18\x02 \x01(\x0e\x32\x1a.broker.bridge.v1.Interval\x12\x19\n\x11open_time_unix_ms\x18\x03 \x03(\x12\x12\x16\n\x0eprice_exponent\x18\x04 \x01(\x11\x12\x0c\n\x04open\x18\x05 \x03(\x12\x12\x0c\n\x04high\x18\x06 \x03(\x12\x12\x0b\n\x03low\x18\x07 \x03(\x12\x12\r\n\x05\x63lose\x18\x08 \x03(\x12\x12\x17\n\x0fvolume_exponent\x18\t \x01(\x11\x12\x0e\n\x06volume\x18\n \x03(\x12\x12\x17\n\x0fnext_page_token\x18\x0b \x01(\t\"!\n\x0fGetQuoteRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\":\n\x10GetQuoteResponse\x12&\n\x05quote\x18\x01 \x01(\x0b\x32\x17.broker.bridge.v1.Quote\"&\n\x14GetInstrumentRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\"I\n\x15GetInstrumentResponse\x12\x30\n\ninstrument\x18\x01 \x01(\x0b\x32\x1c.broker.bridge.v1.Instrument\"*\n\x16ListInstrumentsRequest\x12\x10\n\x08\x65xchange\x18\x01 \x01(\t\"L\n\x17ListInstrumentsResponse\x12\x31\n\x0binstruments\x18\x01 \x03(\x0b\x32\x1c.broker.bridge.v1.Instrument\"&\n\x13StreamQuotesRequest\x12\x0f\n\x07symbols\x18\x01 \x03(\t\"?\n\x14StreamQuotesResponse\x12\'\n\x06quotes\x18\x01 \x03(\x0b\x32\x17.broker.bridge.v1.Quote*\xa3\x01\n\x08Interval\x12\x18\n\x14INTERVAL_UNSPECIFIED\x10\x00\x12\x17\n\x13INTERVAL_ONE_MINUTE\x10\x01\x12\x19\n\x15INTERVAL_FIVE_MINUTES\x10\x02\x12\x1c\n\x18INTERVAL_FIFTEEN_MINUTES\x10\x03\x12\x15\n\x11INTERVAL_ONE_HOUR\x10\x04\x12\x14\n\x10INTERVAL_ONE_DAY\x10\x05\x32\xd8\x04\n\x11MarketDataService\x12W\n\nGetCandles\x12#.broker.bridge.v1.GetCandlesRequest\x1a$.broker.bridge.v1.GetCandlesResponse\x12Q\n\x08GetQuote\x12!.broker.bridge.v1.GetQuoteRequest\x1a\".broker.bridge.v1.GetQuoteResponse\x12`\n\rGetInstrument\x12&.broker.bridge.v1.GetInstrumentRequest\x1a\'.broker.bridge.v1.GetInstrumentResponse\x12\x66\n\x0fListInstruments\x12(.broker.bridge.v1.ListInstrumentsRequest\x1a).broker.bridge.v1.ListInstrumentsResponse\x12l\n\x11GetMarketCalendar\x12*.broker.bridge.v1.GetMarketCalendarRequest\x1a+.broker.bridge.v1.GetMarketCalendarResponse\x12_\n\x0cStreamQuotes\x12%.broker.bridge.v1.StreamQuotesRequest\x1a&.broker.bridge.v1.StreamQuotesResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'broker.bridge.v1.market_data_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INTERVAL']._serialized_start=1514
-  _globals['_INTERVAL']._serialized_end=1677
-  _globals['_INSTRUMENT']._serialized_start=121
-  _globals['_INSTRUMENT']._serialized_end=290
-  _globals['_QUOTE']._serialized_start=293
-  _globals['_QUOTE']._serialized_end=569
-  _globals['_GETCANDLESREQUEST']._serialized_start=572
-  _globals['_GETCANDLESREQUEST']._serialized_end=816
-  _globals['_GETCANDLESRESPONSE']._serialized_start=819
-  _globals['_GETCANDLESRESPONSE']._serialized_end=1074
-  _globals['_GETQUOTEREQUEST']._serialized_start=1076
-  _globals['_GETQUOTEREQUEST']._serialized_end=1109
-  _globals['_GETQUOTERESPONSE']._serialized_start=1111
-  _globals['_GETQUOTERESPONSE']._serialized_end=1169
-  _globals['_GETINSTRUMENTREQUEST']._serialized_start=1171
-  _globals['_GETINSTRUMENTREQUEST']._serialized_end=1209
-  _globals['_GETINSTRUMENTRESPONSE']._serialized_start=1211
-  _globals['_GETINSTRUMENTRESPONSE']._serialized_end=1284
-  _globals['_LISTINSTRUMENTSREQUEST']._serialized_start=1286
-  _globals['_LISTINSTRUMENTSREQUEST']._serialized_end=1328
-  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_start=1330
-  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_end=1406
-  _globals['_STREAMQUOTESREQUEST']._serialized_start=1408
-  _globals['_STREAMQUOTESREQUEST']._serialized_end=1446
-  _globals['_STREAMQUOTESRESPONSE']._serialized_start=1448
-  _globals['_STREAMQUOTESRESPONSE']._serialized_end=1511
-  _globals['_MARKETDATASERVICE']._serialized_start=1680
-  _globals['_MARKETDATASERVICE']._serialized_end=2170
+  _globals['_INTERVAL']._serialized_start=1547
+  _globals['_INTERVAL']._serialized_end=1710
+  _globals['_INSTRUMENT']._serialized_start=154
+  _globals['_INSTRUMENT']._serialized_end=323
+  _globals['_QUOTE']._serialized_start=326
+  _globals['_QUOTE']._serialized_end=602
+  _globals['_GETCANDLESREQUEST']._serialized_start=605
+  _globals['_GETCANDLESREQUEST']._serialized_end=849
+  _globals['_GETCANDLESRESPONSE']._serialized_start=852
+  _globals['_GETCANDLESRESPONSE']._serialized_end=1107
+  _globals['_GETQUOTEREQUEST']._serialized_start=1109
+  _globals['_GETQUOTEREQUEST']._serialized_end=1142
+  _globals['_GETQUOTERESPONSE']._serialized_start=1144
+  _globals['_GETQUOTERESPONSE']._serialized_end=1202
+  _globals['_GETINSTRUMENTREQUEST']._serialized_start=1204
+  _globals['_GETINSTRUMENTREQUEST']._serialized_end=1242
+  _globals['_GETINSTRUMENTRESPONSE']._serialized_start=1244
+  _globals['_GETINSTRUMENTRESPONSE']._serialized_end=1317
+  _globals['_LISTINSTRUMENTSREQUEST']._serialized_start=1319
+  _globals['_LISTINSTRUMENTSREQUEST']._serialized_end=1361
+  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_start=1363
+  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_end=1439
+  _globals['_STREAMQUOTESREQUEST']._serialized_start=1441
+  _globals['_STREAMQUOTESREQUEST']._serialized_end=1479
+  _globals['_STREAMQUOTESRESPONSE']._serialized_start=1481
+  _globals['_STREAMQUOTESRESPONSE']._serialized_end=1544
+  _globals['_MARKETDATASERVICE']._serialized_start=1713
+  _globals['_MARKETDATASERVICE']._serialized_end=2313
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from . import calendar_pb2 as broker_dot_bridge_dot_v1_dot_calendar__pb2
 from . import market_data_pb2 as broker_dot_bridge_dot_v1_dot_market__data__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -59,6 +60,11 @@ class MarketDataServiceStub:
                 request_serializer=broker_dot_bridge_dot_v1_dot_market__data__pb2.ListInstrumentsRequest.SerializeToString,
                 response_deserializer=broker_dot_bridge_dot_v1_dot_market__data__pb2.ListInstrumentsResponse.FromString,
                 _registered_method=True)
+        self.GetMarketCalendar = channel.unary_unary(
+                '/broker.bridge.v1.MarketDataService/GetMarketCalendar',
+                request_serializer=broker_dot_bridge_dot_v1_dot_calendar__pb2.GetMarketCalendarRequest.SerializeToString,
+                response_deserializer=broker_dot_bridge_dot_v1_dot_calendar__pb2.GetMarketCalendarResponse.FromString,
+                _registered_method=True)
         self.StreamQuotes = channel.unary_stream(
                 '/broker.bridge.v1.MarketDataService/StreamQuotes',
                 request_serializer=broker_dot_bridge_dot_v1_dot_market__data__pb2.StreamQuotesRequest.SerializeToString,
@@ -97,7 +103,16 @@ class MarketDataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListInstruments(self, request, context):
-        """Every instrument the bridge trades, optionally of one exchange.
+        """Every instrument the bridge trades, optionally of one exchange. Not paged. An exchange the
+        bridge does not list gives an empty list, not an error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMarketCalendar(self, request, context):
+        """The sessions, time zone and holidays of one exchange (see calendar.proto). NOT_FOUND for an
+        exchange the bridge has no calendar for; a bridge older than this RPC answers UNIMPLEMENTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,6 +150,11 @@ def add_MarketDataServiceServicer_to_server(servicer, server):
                     servicer.ListInstruments,
                     request_deserializer=broker_dot_bridge_dot_v1_dot_market__data__pb2.ListInstrumentsRequest.FromString,
                     response_serializer=broker_dot_bridge_dot_v1_dot_market__data__pb2.ListInstrumentsResponse.SerializeToString,
+            ),
+            'GetMarketCalendar': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMarketCalendar,
+                    request_deserializer=broker_dot_bridge_dot_v1_dot_calendar__pb2.GetMarketCalendarRequest.FromString,
+                    response_serializer=broker_dot_bridge_dot_v1_dot_calendar__pb2.GetMarketCalendarResponse.SerializeToString,
             ),
             'StreamQuotes': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamQuotes,
@@ -255,6 +275,33 @@ class MarketDataService:
             '/broker.bridge.v1.MarketDataService/ListInstruments',
             broker_dot_bridge_dot_v1_dot_market__data__pb2.ListInstrumentsRequest.SerializeToString,
             broker_dot_bridge_dot_v1_dot_market__data__pb2.ListInstrumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMarketCalendar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/broker.bridge.v1.MarketDataService/GetMarketCalendar',
+            broker_dot_bridge_dot_v1_dot_calendar__pb2.GetMarketCalendarRequest.SerializeToString,
+            broker_dot_bridge_dot_v1_dot_calendar__pb2.GetMarketCalendarResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from . import calendar_pb2 as _calendar_pb2
 from . import market_data_pb2 as _market_data_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
@@ -47,7 +48,13 @@ class MarketDataServiceStub:
     GetInstrument: _grpc.UnaryUnaryMultiCallable[_market_data_pb2.GetInstrumentRequest, _market_data_pb2.GetInstrumentResponse]
     """One instrument and its trading rules; NOT_FOUND for an unknown symbol."""
     ListInstruments: _grpc.UnaryUnaryMultiCallable[_market_data_pb2.ListInstrumentsRequest, _market_data_pb2.ListInstrumentsResponse]
-    """Every instrument the bridge trades, optionally of one exchange."""
+    """Every instrument the bridge trades, optionally of one exchange. Not paged. An exchange the
+    bridge does not list gives an empty list, not an error.
+    """
+    GetMarketCalendar: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.GetMarketCalendarRequest, _calendar_pb2.GetMarketCalendarResponse]
+    """The sessions, time zone and holidays of one exchange (see calendar.proto). NOT_FOUND for an
+    exchange the bridge has no calendar for; a bridge older than this RPC answers UNIMPLEMENTED.
+    """
     StreamQuotes: _grpc.UnaryStreamMultiCallable[_market_data_pb2.StreamQuotesRequest, _market_data_pb2.StreamQuotesResponse]
     """Quotes of the requested symbols as they tick, batched: each message carries every quote
     produced since the previous message, oldest first. The stream runs until the client cancels it
@@ -74,7 +81,13 @@ class MarketDataServiceAsyncStub(MarketDataServiceStub):
     GetInstrument: _aio.UnaryUnaryMultiCallable[_market_data_pb2.GetInstrumentRequest, _market_data_pb2.GetInstrumentResponse]  # type: ignore[assignment]
     """One instrument and its trading rules; NOT_FOUND for an unknown symbol."""
     ListInstruments: _aio.UnaryUnaryMultiCallable[_market_data_pb2.ListInstrumentsRequest, _market_data_pb2.ListInstrumentsResponse]  # type: ignore[assignment]
-    """Every instrument the bridge trades, optionally of one exchange."""
+    """Every instrument the bridge trades, optionally of one exchange. Not paged. An exchange the
+    bridge does not list gives an empty list, not an error.
+    """
+    GetMarketCalendar: _aio.UnaryUnaryMultiCallable[_calendar_pb2.GetMarketCalendarRequest, _calendar_pb2.GetMarketCalendarResponse]  # type: ignore[assignment]
+    """The sessions, time zone and holidays of one exchange (see calendar.proto). NOT_FOUND for an
+    exchange the bridge has no calendar for; a bridge older than this RPC answers UNIMPLEMENTED.
+    """
     StreamQuotes: _aio.UnaryStreamMultiCallable[_market_data_pb2.StreamQuotesRequest, _market_data_pb2.StreamQuotesResponse]  # type: ignore[assignment]
     """Quotes of the requested symbols as they tick, batched: each message carries every quote
     produced since the previous message, oldest first. The stream runs until the client cancels it
@@ -122,7 +135,19 @@ class MarketDataServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _market_data_pb2.ListInstrumentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_market_data_pb2.ListInstrumentsResponse, _abc.Awaitable[_market_data_pb2.ListInstrumentsResponse]]:
-        """Every instrument the bridge trades, optionally of one exchange."""
+        """Every instrument the bridge trades, optionally of one exchange. Not paged. An exchange the
+        bridge does not list gives an empty list, not an error.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMarketCalendar(
+        self,
+        request: _calendar_pb2.GetMarketCalendarRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.GetMarketCalendarResponse, _abc.Awaitable[_calendar_pb2.GetMarketCalendarResponse]]:
+        """The sessions, time zone and holidays of one exchange (see calendar.proto). NOT_FOUND for an
+        exchange the bridge has no calendar for; a bridge older than this RPC answers UNIMPLEMENTED.
+        """
 
     @_abc_1.abstractmethod
     def StreamQuotes(
