@@ -24,10 +24,9 @@ from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2, market_data_
 
 
 def _retry_after(error: grpc.RpcError) -> float:
-    trailers = error.trailing_metadata() or ()  # type: ignore[attr-defined]
-    for key, value in trailers:
-        if key == "retry-after-ms":
-            return float(value) / 1000
+    for datum in error.trailing_metadata() or ():  # (key, value) named tuples
+        if datum.key == "retry-after-ms":
+            return float(datum.value) / 1000
     return 0.0
 
 
@@ -58,7 +57,7 @@ def main(argv: list[str]) -> int:
             try:
                 stub.GetQuote(request, metadata=metadata, timeout=10)
             except grpc.RpcError as error:
-                if error.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED:  # type: ignore[attr-defined]
+                if error.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED:
                     raise
                 refused += 1
                 if mode == "honour":

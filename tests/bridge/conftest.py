@@ -15,7 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import attrs
 import grpc
@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from grpc_plugin.bridge import CLIENT_KEEPALIVE_OPTIONS, BridgeConfig, BridgeServer
 from grpc_plugin.generated.broker.bridge.v1 import (
@@ -61,6 +62,13 @@ async def within(awaitable: Awaitable[T], seconds: float = CALL_TIMEOUT) -> T:
     return await asyncio.wait_for(awaitable, seconds)
 
 
+async def next_message(read: Awaitable[object], kind: type[T], seconds: float = CALL_TIMEOUT) -> T:
+    """The message a stream's `read()` gives, within a bound; fails the test if the stream ended."""
+    message = await within(read, seconds)
+    assert isinstance(message, kind), message  # not grpc.aio.EOF
+    return message
+
+
 async def rpc_error(awaitable: Awaitable[object]) -> grpc.aio.AioRpcError:
     """The AioRpcError `awaitable` fails with (fails the test if it succeeds)."""
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -69,7 +77,12 @@ async def rpc_error(awaitable: Awaitable[object]) -> grpc.aio.AioRpcError:
 
 
 def market_order(
-    client_order_id: str, symbol: str, side: int, quantity: int, **extra: object
+    client_order_id: str,
+    symbol: str,
+    side: trading_pb2.Side.ValueType,
+    quantity: int,
+    *,
+    time_in_force: trading_pb2.TimeInForce.ValueType = trading_pb2.TIME_IN_FORCE_UNSPECIFIED,
 ) -> trading_pb2.PlaceOrderRequest:
     """A PlaceOrder request for a market order."""
     return trading_pb2.PlaceOrderRequest(
@@ -78,12 +91,18 @@ def market_order(
         side=side,
         order_type=trading_pb2.ORDER_TYPE_MARKET,
         quantity=dec(quantity),
-        **extra,
+        time_in_force=time_in_force,
     )
 
 
 def limit_order(
-    client_order_id: str, symbol: str, side: int, quantity: int, price: str, **extra: object
+    client_order_id: str,
+    symbol: str,
+    side: trading_pb2.Side.ValueType,
+    quantity: int,
+    price: str,
+    *,
+    time_in_force: trading_pb2.TimeInForce.ValueType = trading_pb2.TIME_IN_FORCE_UNSPECIFIED,
 ) -> trading_pb2.PlaceOrderRequest:
     """A PlaceOrder request for a limit order."""
     return trading_pb2.PlaceOrderRequest(
@@ -93,8 +112,20 @@ def limit_order(
         order_type=trading_pb2.ORDER_TYPE_LIMIT,
         quantity=dec(quantity),
         limit_price=dec(price),
-        **extra,
+        time_in_force=time_in_force,
     )
+
+
+class HealthStub(Protocol):
+    """grpc_health's HealthStub on an aio channel, typed (its type stubs declare no methods)."""
+
+    Check: grpc.aio.UnaryUnaryMultiCallable[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]
+    Watch: grpc.aio.UnaryStreamMultiCallable[health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse]
+
+
+def health_stub(channel: grpc.aio.Channel) -> HealthStub:
+    """The health service's stub over `channel`."""
+    return cast(HealthStub, health_pb2_grpc.HealthStub(channel))
 
 
 @attrs.define
@@ -120,7 +151,7 @@ async def start_bridge() -> AsyncIterator[StartBridge]:
     """Start in-process bridges on loopback (port 0 unless given); all are stopped afterwards."""
     started: list[BridgeServer] = []
 
-    async def start(**options: object) -> BridgeServer:
+    async def start(**options: Any) -> BridgeServer:  # BridgeConfig's fields, checked by it
         options.setdefault("host", LOOPBACK)
         server = BridgeServer(BridgeConfig(**options))
         await server.start()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 import grpc.aio
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from grpc_plugin.bridge import BridgeServer
 from grpc_plugin.bridge._gate import MAX_DETAILS
@@ -18,6 +18,7 @@ from tests.bridge.conftest import (
     CALL_TIMEOUT,
     Client,
     StartBridge,
+    health_stub,
     limit_order,
     market_order,
     rpc_error,
@@ -29,8 +30,8 @@ INVALID_UTF8 = b"\x0a\x02\xff\xfe"  # field 1 (a string), two bytes that are not
 CORRUPT = b"\x0a\x10abc"  # field 1 claims 16 bytes, 3 follow
 
 
-async def _invalid(call: object) -> str:
-    error = await rpc_error(call)  # type: ignore[arg-type]
+async def _invalid(call: Awaitable[object]) -> str:
+    error = await rpc_error(call)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (error.code(), error.details())
     details = error.details() or ""
     assert len(details) <= MAX_DETAILS
@@ -65,15 +66,17 @@ async def test_bytes_that_do_not_parse_are_invalid_arguments_after_the_token_che
     }
     for method, streaming in methods.items():
         for raw in (INVALID_UTF8, CORRUPT):
+            # Without serializers, the calls send and receive bytes as they are.
             if streaming:
-                call = channel.unary_stream(method)(raw, metadata=token, timeout=CALL_TIMEOUT)
-                details = await _invalid(call.read())
+                stream: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(method)
+                details = await _invalid(stream(raw, metadata=token, timeout=CALL_TIMEOUT).read())
             else:
-                details = await _invalid(
-                    channel.unary_unary(method)(raw, metadata=token, timeout=CALL_TIMEOUT)
-                )
+                unary: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
+                details = await _invalid(unary(raw, metadata=token, timeout=CALL_TIMEOUT))
             assert "does not parse" in details
-    get_quote = channel.unary_unary("/broker.bridge.v1.MarketDataService/GetQuote")
+    get_quote: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+        "/broker.bridge.v1.MarketDataService/GetQuote"
+    )
     error = await rpc_error(get_quote(CORRUPT, timeout=CALL_TIMEOUT))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     refused = [(r.method, r.account, r.rejected) for r in server.requests]
@@ -84,7 +87,7 @@ async def test_bytes_that_do_not_parse_are_invalid_arguments_after_the_token_che
         *[("StreamQuotes", "alice", invalid)] * 2,
         ("GetQuote", None, grpc.StatusCode.UNAUTHENTICATED),
     ]
-    reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), metadata=token)
+    reply = await health_stub(channel).Check(health_pb2.HealthCheckRequest(), metadata=token)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 

@@ -21,7 +21,7 @@ from grpc_plugin.bridge._errors import (
     SubscriberOverflowError,
 )
 from grpc_plugin.bridge._instruments import INSTRUMENTS
-from grpc_plugin.bridge._journal import MemoryJournal, SqliteJournal
+from grpc_plugin.bridge._journal import Journal, MemoryJournal, SqliteJournal
 from grpc_plugin.bridge._market import Market
 from grpc_plugin.bridge._orders import NewOrder, OrderStatus, OrderType, Side, TimeInForce
 from grpc_plugin.bridge._updates import UpdateLog
@@ -43,9 +43,9 @@ class Clock:
         return int(self.now * 1e9)
 
 
-def _broker(clock: Clock, journal: object = None, **options: object) -> tuple[Market, PaperBroker]:
+def _broker(clock: Clock, journal: Journal | None = None) -> tuple[Market, PaperBroker]:
     market = Market(seed=1, tick_rate=10.0, clock=clock)
-    broker = PaperBroker(market, journal or MemoryJournal(), initial_cash=CASH, clock_ns=clock.ns, **options)
+    broker = PaperBroker(market, journal or MemoryJournal(), initial_cash=CASH, clock_ns=clock.ns)
     return market, broker
 
 
@@ -176,7 +176,7 @@ def test_working_orders_fill_on_later_ticks_and_share_the_displayed_size() -> No
     assert broker.working_symbols() == set()
     broker.on_quotes([market.quote("AAPL")])  # nothing works: a no-op
     ((symbol, holding),) = broker.positions("paper")
-    assert (symbol, holding.quantity) == ("AAPL", 3_010)
+    assert (symbol, holding.quantity) == ("AAPL", Decimal(3_010))
 
 
 def test_position_rules_on_sells_and_their_modification() -> None:

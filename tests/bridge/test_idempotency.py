@@ -121,7 +121,7 @@ async def test_a_rejected_order_keeps_its_id_and_an_invalid_request_does_not(cli
         await client.trading.PlaceOrder(market_order("rej-9", "NOPE", BUY, 1), timeout=CALL_TIMEOUT)
     ).duplicate
     invalid = market_order("inv-9", "AAPL", BUY, 1)
-    invalid.side = 0
+    invalid.side = tr.SIDE_UNSPECIFIED
     error = await rpc_error(client.trading.PlaceOrder(invalid, timeout=CALL_TIMEOUT))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     fresh = await client.trading.PlaceOrder(market_order("inv-9", "AAPL", SELL, 1), timeout=CALL_TIMEOUT)

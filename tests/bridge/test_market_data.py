@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from grpc_plugin.bridge import MAX_PAGE_SIZE, BridgeServer
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2 as md
-from tests.bridge.conftest import CALL_TIMEOUT, Client, StartBridge, rpc_error, undec, within
+from tests.bridge.conftest import CALL_TIMEOUT, Client, StartBridge, next_message, rpc_error, undec
 
 MINUTE_MS = 60_000
 # A fixed, long-past range, so that results do not depend on when the test runs.
@@ -23,10 +23,26 @@ def _ts(ms: int) -> Timestamp:
     return Timestamp(seconds=ms // 1000, nanos=ms % 1000 * 1_000_000)
 
 
-def _request(**fields: object) -> md.GetCandlesRequest:
-    fields.setdefault("symbol", "005930")
-    fields.setdefault("interval", md.INTERVAL_ONE_MINUTE)
-    return md.GetCandlesRequest(**fields)
+def _request(
+    *,
+    symbol: str = "005930",
+    interval: md.Interval.ValueType = md.INTERVAL_ONE_MINUTE,
+    start_time: Timestamp | None = None,
+    end_time: Timestamp | None = None,
+    limit: int | None = None,
+    page_size: int = 0,
+    page_token: str = "",
+) -> md.GetCandlesRequest:
+    """A GetCandles request; a field left at None or its zero value is not sent."""
+    return md.GetCandlesRequest(
+        symbol=symbol,
+        interval=interval,
+        start_time=start_time,
+        end_time=end_time,
+        limit=limit,
+        page_size=page_size,
+        page_token=page_token,
+    )
 
 
 def _rows(page: md.GetCandlesResponse) -> list[tuple[int, int, int, int, int, int]]:
@@ -141,7 +157,7 @@ async def test_bad_candle_requests_are_invalid_arguments(client: Client) -> None
         "symbol is required": _request(symbol=""),
         "malformed": _request(symbol="no spaces allowed"),
         "interval is required": _request(interval=md.INTERVAL_UNSPECIFIED),
-        "interval has unknown value 42": _request(interval=42),
+        "interval has unknown value 42": _request(interval=md.Interval.ValueType(42)),
         "limit must be between 1 and 1,000,000, got 1,000,000,000": _request(limit=1_000_000_000),
         "limit must be between": _request(limit=0),
         "end_time is before start_time": _request(start_time=_ts(START_MS), end_time=_ts(START_MS - 1)),
@@ -229,8 +245,7 @@ async def test_the_quote_stream_sends_batches_of_the_requested_symbols(client: C
     seen: list[md.Quote] = []
     try:
         while len(seen) < 20:
-            batch = await within(stream.read())
-            assert batch is not grpc.aio.EOF
+            batch = await next_message(stream.read(), md.StreamQuotesResponse)
             assert len(batch.quotes) >= 1
             seen.extend(batch.quotes)
     finally:

@@ -18,9 +18,9 @@ from tests.bridge.conftest import (
     dec,
     limit_order,
     market_order,
+    next_message,
     rpc_error,
     undec,
-    within,
 )
 from tests.bridge.trading_support import (
     cents,
@@ -54,7 +54,7 @@ async def test_a_resting_limit_order_can_be_modified_and_cancelled(rich: tuple[B
         )
     ).order
     assert modified.order_id == order.order_id
-    assert (undec(modified.quantity), undec(modified.limit_price)) == (20, low - Decimal("0.01"))
+    assert (undec(modified.quantity), undec(modified.limit_price)) == (Decimal(20), low - Decimal("0.01"))
     assert modified.status == tr.ORDER_STATUS_NEW
 
     balance = (
@@ -205,13 +205,13 @@ async def test_order_updates_replay_after_a_sequence_then_go_live(rich: tuple[Br
         )
     stream = client.trading.StreamOrderUpdates(tr.StreamOrderUpdatesRequest(after_sequence=1))
     try:
-        replay = await within(stream.read())
+        replay = await next_message(stream.read(), tr.StreamOrderUpdatesResponse)
         assert [u.sequence for u in replay.updates] == [2, 3]
         assert [u.order.client_order_id for u in replay.updates] == ["u-1", "u-2"]
         await client.trading.PlaceOrder(
             limit_order("u-3", "AAPL", BUY, 1, cents(ask / 2)), timeout=CALL_TIMEOUT
         )
-        live = await within(stream.read())
+        live = await next_message(stream.read(), tr.StreamOrderUpdatesResponse)
         assert [(u.sequence, u.order.client_order_id) for u in live.updates] == [(4, "u-3")]
         assert live.updates[0].time.seconds > 0
     finally:
@@ -238,15 +238,15 @@ async def test_a_subscription_answers_at_once_and_can_start_from_the_latest(
         tr.StreamOrderUpdatesRequest(after_sequence=0, from_latest=True)
     )
     try:
-        first = await within(caught_up.read())
+        first = await next_message(caught_up.read(), tr.StreamOrderUpdatesResponse)
         assert (list(first.updates), first.latest_sequence) == ([], 2)
-        first = await within(latest.read())
+        first = await next_message(latest.read(), tr.StreamOrderUpdatesResponse)
         assert (list(first.updates), first.latest_sequence) == ([], 2)  # from_latest skipped the replay
         await client.trading.PlaceOrder(
             limit_order("l-2", "AAPL", BUY, 1, cents(ask / 2)), timeout=CALL_TIMEOUT
         )
         for stream in (caught_up, latest):
-            live = await within(stream.read())
+            live = await next_message(stream.read(), tr.StreamOrderUpdatesResponse)
             assert [u.sequence for u in live.updates] == [3]
             assert live.latest_sequence == 3
     finally:

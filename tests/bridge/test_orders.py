@@ -50,11 +50,13 @@ async def test_a_large_market_order_fills_partially_then_completely(
     fills = [u for u in updates if u.event == tr.ORDER_EVENT_FILL]
     assert len(fills) >= 3
     assert sum(undec(u.fill_quantity) for u in fills) == 5_000
-    cost = sum(undec(u.fill_quantity) * undec(u.fill_price) for u in fills)
+    cost = sum((undec(u.fill_quantity) * undec(u.fill_price) for u in fills), Decimal(0))
     assert undec(final.average_fill_price) == (cost / 5_000).quantize(Decimal("0.0001"))
 
     positions = (await client.trading.GetPositions(tr.GetPositionsRequest(), timeout=CALL_TIMEOUT)).positions
-    assert [(p.symbol, undec(p.quantity), p.currency) for p in positions] == [("005930", 5_000, "KRW")]
+    assert [(p.symbol, undec(p.quantity), p.currency) for p in positions] == [
+        ("005930", Decimal(5_000), "KRW")
+    ]
     balance = (
         await client.trading.GetBalance(tr.GetBalanceRequest(currency="KRW"), timeout=CALL_TIMEOUT)
     ).balances
@@ -122,7 +124,7 @@ async def test_malformed_orders_are_invalid_arguments(client: Client) -> None:
         request.CopyFrom(good)
         for field, value in changes.items():
             if value is None:
-                request.ClearField(field)
+                request.ClearField(field)  # type: ignore[arg-type]  # stubs take literal names only
             elif isinstance(value, common_pb2.Decimal):
                 getattr(request, field).CopyFrom(value)
             else:
@@ -163,18 +165,18 @@ async def test_immediate_or_cancel_and_fill_or_kill(rich: tuple[BridgeServer, Cl
         "ioc-1", "000660", BUY, 10, str(ask * 8 / 10 // 1000 * 1000), time_in_force=tr.TIME_IN_FORCE_IOC
     )
     order = (await client.trading.PlaceOrder(far, timeout=CALL_TIMEOUT)).order
-    assert (order.status, undec(order.filled_quantity)) == (tr.ORDER_STATUS_EXPIRED, 0)
+    assert (order.status, undec(order.filled_quantity)) == (tr.ORDER_STATUS_EXPIRED, Decimal(0))
     big_ioc = market_order("ioc-2", "000660", BUY, 3_000, time_in_force=tr.TIME_IN_FORCE_IOC)
     order = (await client.trading.PlaceOrder(big_ioc, timeout=CALL_TIMEOUT)).order
     assert order.status == tr.ORDER_STATUS_EXPIRED
     assert 0 < undec(order.filled_quantity) <= 2_000
     big_fok = market_order("fok-1", "000660", BUY, 3_000, time_in_force=tr.TIME_IN_FORCE_FOK)
     order = (await client.trading.PlaceOrder(big_fok, timeout=CALL_TIMEOUT)).order
-    assert (order.status, undec(order.filled_quantity)) == (tr.ORDER_STATUS_EXPIRED, 0)
+    assert (order.status, undec(order.filled_quantity)) == (tr.ORDER_STATUS_EXPIRED, Decimal(0))
     # The IOC above may have taken this tick's whole display of 000660: use a fresh symbol.
     small_fok = market_order("fok-2", "035420", BUY, 1, time_in_force=tr.TIME_IN_FORCE_FOK)
     order = (await client.trading.PlaceOrder(small_fok, timeout=CALL_TIMEOUT)).order
-    assert (order.status, undec(order.filled_quantity)) == (tr.ORDER_STATUS_FILLED, 1)
+    assert (order.status, undec(order.filled_quantity)) == (tr.ORDER_STATUS_FILLED, Decimal(1))
 
 
 async def test_selling_a_position_adds_cash(rich: tuple[BridgeServer, Client]) -> None:

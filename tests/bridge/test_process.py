@@ -17,7 +17,7 @@ from grpc_plugin.bridge import DEFAULT_BUDGET, Window
 from grpc_plugin.bridge.__main__ import config_from_args, main
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2 as md
 from grpc_plugin.generated.broker.bridge.v1 import trading_pb2 as tr
-from tests.bridge.conftest import CALL_TIMEOUT, LOOPBACK, BridgeProcess, Client, market_order, rpc_error
+from tests.bridge.conftest import CALL_TIMEOUT, LOOPBACK, BridgeProcess, Client, Pki, market_order, rpc_error
 
 QUOTE = md.GetQuoteRequest(symbol="005930")
 
@@ -72,7 +72,7 @@ async def test_an_order_survives_kill_9_and_its_id_stays_taken(
         sequences: list[int] = []
         while not sequences or sequences[-1] < 3:
             batch = await stream.read()
-            assert batch is not grpc.aio.EOF
+            assert isinstance(batch, tr.StreamOrderUpdatesResponse), batch  # not grpc.aio.EOF
             sequences.extend(u.sequence for u in batch.updates)
     finally:
         stream.cancel()
@@ -166,7 +166,7 @@ def test_command_line_options_become_the_config(tmp_path: Path) -> None:
         assert exit_info.value.code == 2
 
 
-def test_tls_files_are_read_from_the_command_line(pki: object) -> None:
+def test_tls_files_are_read_from_the_command_line(pki: Pki) -> None:
     config = config_from_args(
         ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key), "--client-ca", str(pki.ca)]
     )

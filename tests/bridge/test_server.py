@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import cast
 
 import grpc
 import grpc.aio
 import pytest
 from google.protobuf import descriptor_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2_grpc
+from grpc_reflection.v1alpha.reflection_pb2 import ServerReflectionRequest, ServerReflectionResponse
 
 from grpc_plugin.bridge import BridgeConfig, BridgeServer, TlsConfig
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2 as md
@@ -21,7 +23,9 @@ from tests.bridge.conftest import (
     Client,
     Pki,
     StartBridge,
+    health_stub,
     make_client,
+    next_message,
     rpc_error,
     within,
 )
@@ -30,7 +34,7 @@ SERVICES = ("broker.bridge.v1.MarketDataService", "broker.bridge.v1.TradingServi
 
 
 async def test_health_reports_every_service_serving(client: Client) -> None:
-    health = health_pb2_grpc.HealthStub(client.channel)
+    health = health_stub(client.channel)
     for service in ("", *SERVICES):
         reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=CALL_TIMEOUT)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
@@ -40,7 +44,7 @@ async def test_health_refuses_a_wrong_token_and_answers_without_one(
     start_bridge: StartBridge, connect: Callable[..., Client]
 ) -> None:
     server = await start_bridge(budget=(), tokens={"tok": "alice"})
-    health = health_pb2_grpc.HealthStub(connect(server.address).channel)
+    health = health_stub(connect(server.address).channel)
     for service in ("", *SERVICES):
         request = health_pb2.HealthCheckRequest(service=service)
         for metadata in ((("authorization", "Bearer tok"),), ()):
@@ -56,22 +60,28 @@ async def test_health_refuses_a_wrong_token_and_answers_without_one(
     error = await rpc_error(watch.read())
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     watch = health.Watch(health_pb2.HealthCheckRequest(), metadata=(("authorization", "Bearer tok"),))
-    assert (await within(watch.read())).status == health_pb2.HealthCheckResponse.SERVING
+    watched = await next_message(watch.read(), health_pb2.HealthCheckResponse)
+    assert watched.status == health_pb2.HealthCheckResponse.SERVING
     watch.cancel()
     error = await rpc_error(health.Check(health_pb2.HealthCheckRequest(service="no.such.Service")))
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_reflection_lists_and_describes_the_services(client: Client) -> None:
-    stub = reflection_pb2_grpc.ServerReflectionStub(client.channel)
-    call = stub.ServerReflectionInfo()
+    # The reflection package's type stubs take only a sync channel and leave the method untyped.
+    stub = reflection_pb2_grpc.ServerReflectionStub(client.channel)  # type: ignore[arg-type]
+    info = cast(
+        "grpc.aio.StreamStreamMultiCallable[ServerReflectionRequest, ServerReflectionResponse]",
+        stub.ServerReflectionInfo,
+    )
+    call = info()
     try:
-        await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
-        listed = await within(call.read())
+        await call.write(ServerReflectionRequest(list_services=""))
+        listed = await next_message(call.read(), ServerReflectionResponse)
         names = {s.name for s in listed.list_services_response.service}
         assert {*SERVICES, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= names
-        await call.write(reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICES[1]))
-        described = await within(call.read())
+        await call.write(ServerReflectionRequest(file_containing_symbol=SERVICES[1]))
+        described = await next_message(call.read(), ServerReflectionResponse)
         files = [
             descriptor_pb2.FileDescriptorProto.FromString(raw)
             for raw in described.file_descriptor_response.file_descriptor_proto
@@ -119,16 +129,17 @@ async def test_stop_ends_streams_with_unavailable_and_health_goes_not_serving(
 ) -> None:
     server = await start_bridge(budget=())
     client = connect(server.address)
-    watch = health_pb2_grpc.HealthStub(client.channel).Watch(
-        health_pb2.HealthCheckRequest(service=SERVICES[0])
-    )
-    assert (await within(watch.read())).status == health_pb2.HealthCheckResponse.SERVING
+    watch = health_stub(client.channel).Watch(health_pb2.HealthCheckRequest(service=SERVICES[0]))
+    watched = await next_message(watch.read(), health_pb2.HealthCheckResponse)
+    assert watched.status == health_pb2.HealthCheckResponse.SERVING
     quotes = client.market.StreamQuotes(md.StreamQuotesRequest(symbols=["AAPL"]))
     updates = client.trading.StreamOrderUpdates(tr.StreamOrderUpdatesRequest())
     await within(quotes.read())
-    assert not (await within(updates.read())).updates  # the at-once first message: nothing to replay
+    replay = await next_message(updates.read(), tr.StreamOrderUpdatesResponse)
+    assert not replay.updates  # the at-once first message: nothing to replay
     stopping = asyncio.get_running_loop().create_task(server.stop(grace=30))
-    assert (await within(watch.read())).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    watched = await next_message(watch.read(), health_pb2.HealthCheckResponse)
+    assert watched.status == health_pb2.HealthCheckResponse.NOT_SERVING
     watch.cancel()  # a health watcher, like any open call, would hold the stop for its grace period
     for stream in (quotes, updates):
         error = await rpc_error(stream.read())

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 from decimal import ROUND_DOWN, Decimal
 
-import grpc
-
 from grpc_plugin.generated.broker.bridge.v1 import market_data_pb2 as md
 from grpc_plugin.generated.broker.bridge.v1 import trading_pb2 as tr
-from tests.bridge.conftest import CALL_TIMEOUT, Client, undec, within
+from tests.bridge.conftest import CALL_TIMEOUT, Client, next_message, undec
 
 
 def cents(value: Decimal) -> str:
@@ -29,15 +27,14 @@ async def read_updates(client: Client, count: int, after: int = 0) -> list[tr.Or
     got: list[tr.OrderUpdate] = []
     try:
         while len(got) < count:
-            batch = await within(stream.read())
-            assert batch is not grpc.aio.EOF
+            batch = await next_message(stream.read(), tr.StreamOrderUpdatesResponse)
             got.extend(batch.updates)
     finally:
         stream.cancel()
     return got
 
 
-async def wait_for_status(client: Client, order_id: str, status: int) -> tr.Order:
+async def wait_for_status(client: Client, order_id: str, status: tr.OrderStatus.ValueType) -> tr.Order:
     for _ in range(500):
         order = (
             await client.trading.GetOrder(tr.GetOrderRequest(order_id=order_id), timeout=CALL_TIMEOUT)
@@ -55,10 +52,9 @@ async def read_all_updates(client: Client) -> list[tr.OrderUpdate]:
     try:
         while True:
             try:
-                batch = await within(stream.read(), 0.5)
+                batch = await next_message(stream.read(), tr.StreamOrderUpdatesResponse, 0.5)
             except asyncio.TimeoutError:  # not yet the builtin TimeoutError on 3.10
                 return got
-            assert batch is not grpc.aio.EOF
             got.extend(batch.updates)
     finally:
         stream.cancel()

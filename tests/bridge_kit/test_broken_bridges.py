@@ -32,7 +32,7 @@ RUNS: dict[type[BridgeServer], tuple[dict[str, object], list[str]]] = {
     ImpatientBridge: ({}, ["-k", "bk_ka1 or bk_health1"]),
 }
 # Clauses that cannot be judged on a bridge because of another of its breakages, and say so.
-SKIPPED = {BridgeTwo: {"BK-CD-3"}}
+SKIPPED: dict[type[BridgeServer], set[str]] = {BridgeTwo: {"BK-CD-3"}}
 
 
 def test_every_clause_is_broken_by_some_bridge() -> None:

@@ -267,7 +267,7 @@ def test_health_of_a_bridge_that_refuses_the_token_is_not_healthy(cli: RunCli, b
         "--target", bridge.address, "--token", "not-the-token-123", "health", "--wait", "2", "--json"
     )
     assert result.code == ExitCode.UNAVAILABLE
-    [row] = result.json()  # type: ignore[misc]
+    [row] = result.json()
     assert row["healthy"] is False
     assert row["budget"]["categories"][0]["category"] == "market_data"
     assert "refused the credentials" in row["error"]

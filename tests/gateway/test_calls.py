@@ -107,7 +107,7 @@ async def test_instruments_are_listed_by_exchange_with_a_permit_per_request(
     assert len(krx) == 6
     assert [i.symbol for i in nasdaq] == ["AAPL", "AMZN", "GOOGL", "MSFT", "NVDA", "TSLA"]
     assert unknown == []  # an exchange the bridge does not list lists nothing
-    assert sorted(krx + nasdaq, key=lambda i: i.symbol) == list(everything)
+    assert sorted([*krx, *nasdaq], key=lambda i: i.symbol) == list(everything)
     assert received == ["ListInstruments"] * 4  # and the malformed one never left
     assert permits == 4
 

@@ -73,7 +73,9 @@ class _Older(MarketDataServicer):
 
 
 def _bridge_with(servicer: type[MarketDataServicer]) -> BridgeServer:
-    server_type = type(f"Bridge{servicer.__name__}", (BridgeServer,), {"market_data_servicer": servicer})
+    server_type: type[BridgeServer] = type(
+        f"Bridge{servicer.__name__}", (BridgeServer,), {"market_data_servicer": servicer}
+    )
     return server_type(BridgeConfig(host=LOOPBACK, budget=(), tick_rate=50.0))
 
 
