@@ -83,22 +83,33 @@ def test_the_core_and_the_gateway_know_the_kr_order_types() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "fields", "message"),
+    ("kind", "limit", "time_in_force", "message"),
     [
-        (tr.ORDER_TYPE_BEST_LIMIT, {"limit_price": dec(70_000)}, "limit_price must be absent"),
-        (tr.ORDER_TYPE_CONDITIONAL_LIMIT, {}, "limit_price is required for a conditional-limit order"),
+        (tr.ORDER_TYPE_BEST_LIMIT, 70_000, tr.TIME_IN_FORCE_UNSPECIFIED, "limit_price must be absent"),
         (
             tr.ORDER_TYPE_CONDITIONAL_LIMIT,
-            {"limit_price": dec(70_000), "time_in_force": tr.TIME_IN_FORCE_GTC},
-            "time_in_force must be DAY",
+            None,
+            tr.TIME_IN_FORCE_UNSPECIFIED,
+            "limit_price is required for a conditional-limit order",
         ),
+        (tr.ORDER_TYPE_CONDITIONAL_LIMIT, 70_000, tr.TIME_IN_FORCE_GTC, "time_in_force must be DAY"),
     ],
 )
 async def test_malformed_kr_orders_are_invalid_arguments(
-    client: Client, kind: int, fields: dict[str, object], message: str
+    client: Client,
+    kind: tr.OrderType.ValueType,
+    limit: int | None,
+    time_in_force: tr.TimeInForce.ValueType,
+    message: str,
 ) -> None:
     request = tr.PlaceOrderRequest(
-        client_order_id="kr-bad", symbol=SAMSUNG, side=tr.SIDE_BUY, order_type=kind, quantity=dec(1), **fields
+        client_order_id="kr-bad",
+        symbol=SAMSUNG,
+        side=tr.SIDE_BUY,
+        order_type=kind,
+        quantity=dec(1),
+        limit_price=None if limit is None else dec(limit),
+        time_in_force=time_in_force,
     )
     error = await rpc_error(client.trading.PlaceOrder(request, timeout=CALL_TIMEOUT))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -30,7 +30,7 @@ class _Recording(MemoryJournal):
     def __init__(self) -> None:
         self.events: list[OrderEvent] = []
 
-    def record(self, orders: object, updates: Sequence[OrderUpdateRecord], accounts: object) -> None:  # type: ignore[override]
+    def record(self, orders: object, updates: Sequence[OrderUpdateRecord], accounts: object) -> None:
         self.events.extend(update.event for update in updates)
 
 
@@ -60,7 +60,7 @@ def _run(clock: Clock, market: Market, broker: PaperBroker, ticks: range) -> Non
         broker.on_quotes([market.quote_at(SYMBOL, tick)])
 
 
-def _first_reaching(market: Market, buy: bool) -> tuple[int, int]:
+def _first_reaching(market: Market, buy: bool) -> tuple[tuple[int, int], int]:
     """(tick, last) of the first tick whose last trade is the extreme of the coming five minutes."""
     lasts = [(tick, market.quote_at(SYMBOL, tick).last) for tick in TICKS]
     extreme = max(last for _, last in lasts) if buy else min(last for _, last in lasts)

@@ -89,8 +89,8 @@ def test_rounding_below_the_first_tick() -> None:
     assert KRX.round_price("0.4", TickRounding.NEAREST) == 1  # 0 is no price
     with pytest.raises(InvalidRequestError, match=r"no valid price at or below 0\.4"):
         KRX.round_price("0.4", TickRounding.DOWN)
-    assert KRX.nearest_valid("0.4") == (None, 1)
-    assert KRX.nearest_valid("2003") == (2000, 2005)
+    assert KRX.nearest_valid("0.4") == (None, Decimal(1))
+    assert KRX.nearest_valid("2003") == (Decimal(2000), Decimal(2005))
 
 
 def test_bad_arguments_are_invalid_requests() -> None:

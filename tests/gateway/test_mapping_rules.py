@@ -47,9 +47,17 @@ def test_a_malformed_schedule_is_the_bridges_fault() -> None:
         instrument_from(_instrument((100, 1)))
 
 
-def _quote(**limits: common_pb2.Decimal) -> market_data_pb2.Quote:
+def _quote(
+    upper_limit: common_pb2.Decimal | None = None, lower_limit: common_pb2.Decimal | None = None
+) -> market_data_pb2.Quote:
     return market_data_pb2.Quote(
-        symbol="005930", bid=_dec(72_000), bid_size=_dec(5), ask=_dec(72_100), ask_size=_dec(7), **limits
+        symbol="005930",
+        bid=_dec(72_000),
+        bid_size=_dec(5),
+        ask=_dec(72_100),
+        ask_size=_dec(7),
+        upper_limit=upper_limit,
+        lower_limit=lower_limit,
     )
 
 
