@@ -99,6 +99,12 @@ class CandleSource:
             self._blocks.move_to_end(key)
         return columns
 
+    def close(self, spec: InstrumentSpec, interval: Interval, index: int) -> int:
+        """The close of bar `index` alone: the snapped price at the next bar's open, as in its block,
+        without computing the block (4,096 bars: tens of milliseconds of the event loop)."""
+        path = PricePath(mix64(self._seed ^ hash_symbol(spec.symbol)), spec.base_price)
+        return spec.nearest_units(path.at((index + 1) * interval.ms))
+
     def candles(self, spec: InstrumentSpec, interval: Interval, first: int, stop: int) -> CandleColumns:
         """Bars `first` to `stop` (exclusive) of `spec` at `interval`."""
         opens, highs, lows, closes, volumes = (array("q") for _ in range(5))

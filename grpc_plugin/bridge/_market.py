@@ -146,7 +146,7 @@ class Market:
 
     def previous_close(self, symbol: str, day: int) -> int:
         """The close of the daily candle before `day`, in price units."""
-        return self._candles.candles(self.instrument(symbol), Interval.ONE_DAY, day - 1, day).close[0]
+        return self._candles.close(self.instrument(symbol), Interval.ONE_DAY, day - 1)
 
     def candles(self, symbol: str, interval: Interval, first: int, stop: int) -> CandleColumns:
         """Bars `first` to `stop` (exclusive) of `symbol`; `NotFoundError` for an unknown symbol."""

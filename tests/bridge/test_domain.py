@@ -96,6 +96,22 @@ def test_candles_do_not_depend_on_how_a_range_is_split(
         assert all(spec.floor_units(price) == price for price in (open_, high, low, close))
 
 
+@settings(max_examples=6, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    symbol=st.sampled_from([spec.symbol for spec in INSTRUMENTS]),
+    interval=st.sampled_from(list(Interval)),
+    first=st.integers(0, 25_000_000),
+)
+def test_one_bars_close_is_the_close_its_block_holds(
+    seed: int, symbol: str, interval: Interval, first: int
+) -> None:
+    spec = next(s for s in INSTRUMENTS if s.symbol == symbol)
+    source = CandleSource(seed)
+    closes = source.candles(spec, interval, first, first + 5).close
+    assert [source.close(spec, interval, index) for index in range(first, first + 5)] == list(closes)
+
+
 def test_quotes_are_a_function_of_seed_symbol_and_tick() -> None:
     clock = Clock(1_700_000_000.0)
     one, other = Market(seed=5, clock=clock), Market(seed=5, clock=clock)
