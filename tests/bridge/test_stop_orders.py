@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -120,15 +121,17 @@ def test_an_off_tick_stop_price_is_rejected_with_the_tick() -> None:
 
 
 def test_the_journal_keeps_the_stop(tmp_path: Path) -> None:
-    _, market, broker = _setup(SqliteJournal(tmp_path / "state.db"))
-    spec = market.instrument(SYMBOL)
-    stop = spec.price(market.quote(SYMBOL).last * 2)
-    placed, _ = broker.place("paper", _stop("stop-kept", Side.BUY, stop))
-    _, _, again = _setup(SqliteJournal(tmp_path / "state.db"))
-    kept = again.get_order("paper", order_id=placed.order_id)
-    assert (kept.stop_price, kept.stop_triggered, kept.order_type) == (stop, False, paper.OrderType.STOP)
-    assert again.place("paper", _stop("stop-kept", Side.BUY, stop))[1] is True  # the same order
-    assert "stop_price" in str(_other_stop(again, stop))
+    with contextlib.closing(SqliteJournal(tmp_path / "state.db")) as journal:
+        _, market, broker = _setup(journal)
+        spec = market.instrument(SYMBOL)
+        stop = spec.price(market.quote(SYMBOL).last * 2)
+        placed, _ = broker.place("paper", _stop("stop-kept", Side.BUY, stop))
+    with contextlib.closing(SqliteJournal(tmp_path / "state.db")) as journal:
+        _, _, again = _setup(journal)
+        kept = again.get_order("paper", order_id=placed.order_id)
+        assert (kept.stop_price, kept.stop_triggered, kept.order_type) == (stop, False, paper.OrderType.STOP)
+        assert again.place("paper", _stop("stop-kept", Side.BUY, stop))[1] is True  # the same order
+        assert "stop_price" in str(_other_stop(again, stop))
 
 
 def _other_stop(broker: PaperBroker, stop: Decimal) -> Exception:
