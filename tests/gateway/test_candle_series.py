@@ -139,3 +139,26 @@ def test_an_empty_range_is_an_empty_series() -> None:
         assert series.closes == series.volumes == ()
         with pytest.raises(IndexError):
             series[0]
+
+
+# Runs of (step, count): one interval apart, gaps, repeated and falling times, across run boundaries.
+segments = st.lists(
+    st.tuples(st.sampled_from([0, 1, -7, 60_000, 86_400_000]) | st.integers(-(10**9), 10**9),
+              st.integers(min_value=1, max_value=150)),
+    max_size=5,
+)  # fmt: skip
+
+
+@given(times, segments)
+def test_open_times_in_runs_and_gaps_are_exact(first: int, runs: list[tuple[int, int]]) -> None:
+    stamps = [first]
+    for step, count in runs:
+        stamps.extend(stamps[-1] + step * (i + 1) for i in range(count))
+    page = market_data_pb2.GetCandlesResponse(
+        open_time_unix_ms=stamps, open=[0] * len(stamps), high=[0] * len(stamps),
+        low=[0] * len(stamps), close=[0] * len(stamps), volume=[0] * len(stamps),
+    )  # fmt: skip
+    series = CandleSeries.from_pages("AAPL", Interval.M1, [page])
+    expected = tuple(EPOCH + timedelta(milliseconds=stamp) for stamp in stamps)
+    assert series.open_times == expected
+    assert tuple(candle.start for candle in series) == expected
