@@ -124,15 +124,17 @@ async def bench_quote(market: Any, gateway: GrpcBrokerGateway, count: int, round
 
 
 async def bench_place_order(trading: Any, gateway: GrpcBrokerGateway, count: int, rounds: int) -> list[Row]:
+    # Market orders of one share, bought and sold in turn: the paper account's cash lasts for any
+    # count (2,000 buys of a KRX stock would spend more than its 100,000,000 KRW).
     quantity = Decimal(1)
 
     async def bare_orders() -> float:
         started = time.process_time()
-        for _ in range(count // rounds):
+        for index in range(count // rounds):
             request = trading_pb2.PlaceOrderRequest(
                 client_order_id=uuid.uuid4().hex,
                 symbol=SYMBOL,
-                side=trading_pb2.SIDE_BUY,
+                side=trading_pb2.SIDE_BUY if index % 2 == 0 else trading_pb2.SIDE_SELL,
                 order_type=trading_pb2.ORDER_TYPE_MARKET,
                 quantity=_wire_decimal(quantity),
                 time_in_force=trading_pb2.TIME_IN_FORCE_DAY,
@@ -143,8 +145,9 @@ async def bench_place_order(trading: Any, gateway: GrpcBrokerGateway, count: int
 
     async def gateway_orders() -> float:
         started = time.process_time()
-        for _ in range(count // rounds):
-            order = await gateway.place_order(OrderRequest(SYMBOL, Side.BUY, quantity))
+        for index in range(count // rounds):
+            side = Side.BUY if index % 2 == 0 else Side.SELL
+            order = await gateway.place_order(OrderRequest(SYMBOL, side, quantity))
             _ = (order.order_id, order.client_order_id, order.symbol, order.side, order.status)
             _ = (order.quantity, order.filled_quantity, order.average_fill_price)
             _ = (order.created_at, order.updated_at)

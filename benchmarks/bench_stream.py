@@ -29,6 +29,8 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 
 from benchmarks._common import Row, alternate, at_least, parser, ratio_at_most, report, serving_process
 from broker_plugins import RateLimit
@@ -101,6 +103,8 @@ class _Producer(market_data_pb2_grpc.MarketDataServiceServicer):
 
 async def serve_producer(batch_size: int) -> None:
     server = grpc.aio.server()
+    # The stock health service (SERVING): the bridge contract's first contact, which connect() makes.
+    health_pb2_grpc.add_HealthServicer_to_server(health_aio.HealthServicer(), server)
     market_data_pb2_grpc.add_MarketDataServiceServicer_to_server(
         _Producer(batch_size),  # type: ignore[abstract]  # serves StreamQuotes only
         server,
