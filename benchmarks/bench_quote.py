@@ -125,7 +125,9 @@ async def bench_quote(market: Any, gateway: GrpcBrokerGateway, count: int, round
 
 async def bench_place_order(trading: Any, gateway: GrpcBrokerGateway, count: int, rounds: int) -> list[Row]:
     # Market orders of one share, bought and sold in turn: the paper account's cash lasts for any
-    # count (2,000 buys of a KRX stock would spend more than its 100,000,000 KRW).
+    # count (2,000 buys of a KRX stock would spend more than its 100,000,000 KRW). A buy fills only
+    # from the size the quote shows, renewed every tick: see the tick rate in `run`, without which
+    # buys would rest and the sells after them be rejected (an error on the gateway's side only).
     quantity = Decimal(1)
 
     async def bare_orders() -> float:
@@ -168,7 +170,8 @@ async def bench_place_order(trading: Any, gateway: GrpcBrokerGateway, count: int
 
 
 async def run(quotes: int, orders: int, rounds: int) -> list[Row]:
-    with bridge_process("--no-budget") as address:
+    # A quote (and the size it shows) every millisecond: a market order of one share finds size.
+    with bridge_process("--no-budget", "--tick-rate", "1000") as address:
         channel = grpc.aio.insecure_channel(address)
         market = market_data_pb2_grpc.MarketDataServiceStub(channel)
         trading = trading_pb2_grpc.TradingServiceStub(channel)
