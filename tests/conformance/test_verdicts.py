@@ -10,7 +10,7 @@ import pytest
 
 from broker_plugins import IBrokerGateway, RateLimitsSpec
 from conformance_tests import BackendRequest, BreakMode
-from conformance_tests._limits_common import Overrun, arrivals, confirmed
+from conformance_tests._limits_common import SMALL_EXCESS, Overrun, arrivals, confirmed
 from conformance_tests._pacing import MAX_GAP, busiest_second, lockstep_share, pacing_problems
 
 
@@ -81,6 +81,35 @@ async def test_a_violation_by_one_call_seen_twice_is_checked_on_windows_four_tim
 
     await confirmed("RL-5", loaded)
     assert scales == [1.0, 2.0, 4.0]
+
+
+async def test_small_violations_in_two_categories_are_checked_on_windows_four_times_as_long() -> None:
+    # As seen under CI load: 10 calls in a window at first, then one and two too many in two
+    # categories on windows twice as long, none on windows four times as long.
+    scales: list[float] = []
+
+    async def loaded(scale: float) -> list[str]:
+        scales.append(scale)
+        if scale == 1.0:
+            return [Overrun("10 market_data calls in a window, limit 6", excess=4)]
+        if scale == 2.0:
+            return [Overrun("7 market_data calls", excess=1), Overrun("8 trading calls", excess=SMALL_EXCESS)]
+        return []
+
+    await confirmed("RL-5", loaded)
+    assert scales == [1.0, 2.0, 4.0]
+
+
+async def test_a_violation_by_more_than_the_small_excess_is_not_checked_a_third_time() -> None:
+    scales: list[float] = []
+
+    async def broken(scale: float) -> list[str]:
+        scales.append(scale)
+        return [Overrun("7 market_data calls", excess=1), Overrun("9 trading calls", excess=SMALL_EXCESS + 1)]
+
+    with pytest.raises(pytest.fail.Exception, match=r"market_data calls; 9 trading calls .* 2 times"):
+        await confirmed("RL-5", broken)
+    assert scales == [1.0, 2.0]
 
 
 async def test_a_violation_by_one_call_on_every_window_fails_naming_every_scale() -> None:
