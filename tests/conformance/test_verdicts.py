@@ -3,7 +3,9 @@ confirming a rate-limit violation, and naming the culprit when a category is wro
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 from collections.abc import Mapping, Sequence
 
 import pytest
@@ -98,6 +100,49 @@ async def test_small_violations_in_two_categories_are_checked_on_windows_four_ti
 
     await confirmed("RL-5", loaded)
     assert scales == [1.0, 2.0, 4.0]
+
+
+async def _stall_the_loop(seconds: float) -> None:
+    """Block the event loop, as a busy backend on the same loop (or a descheduled process) does."""
+    await asyncio.sleep(0.02)  # the stall watch is asleep by now
+    time.sleep(seconds)  # the stall is the point
+    await asyncio.sleep(0.02)  # and has woken late
+
+
+async def test_a_violation_seen_while_the_loop_stalled_is_checked_on_windows_eight_times_as_long() -> None:
+    # As seen under CI load: three too many on windows twice as long, while the loop stalled.
+    scales: list[float] = []
+
+    async def stalled(scale: float) -> list[str]:
+        scales.append(scale)
+        if scale == 8.0:
+            return []
+        await _stall_the_loop(0.1)
+        return [Overrun("9 trading calls in a window, limit 6", excess=3, allowance=0.034)]
+
+    await confirmed("RL-5", stalled)
+    assert scales == [1.0, 2.0, 4.0, 8.0]
+
+
+async def test_a_violation_that_outlasts_the_stalls_fails_naming_every_scale() -> None:
+    async def broken(scale: float) -> list[str]:
+        await _stall_the_loop(0.1)
+        return [Overrun("11 trading calls in a window, limit 6", excess=5, allowance=0.034)]
+
+    with pytest.raises(pytest.fail.Exception, match=r"windows 2, 4 and 8 times longer"):
+        await confirmed("RL-5", broken)
+
+
+async def test_a_stall_shorter_than_the_allowance_excuses_nothing() -> None:
+    scales: list[float] = []
+
+    async def broken(scale: float) -> list[str]:
+        scales.append(scale)
+        return [Overrun("11 trading calls in a window, limit 6", excess=5, allowance=0.034)]
+
+    with pytest.raises(pytest.fail.Exception, match=r"windows 2 times longer"):
+        await confirmed("RL-5", broken)
+    assert scales == [1.0, 2.0]
 
 
 async def test_a_violation_by_more_than_the_small_excess_is_not_checked_a_third_time() -> None:
