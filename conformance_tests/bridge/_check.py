@@ -88,15 +88,21 @@ class Check:
         """One unary call; with `retry`, a RESOURCE_EXHAUSTED refusal with advice is retried after it."""
         self.count()
         metadata = self.wire.metadata(auth)
-        outcome = self.wire.unary(method, request, metadata, timeout)
-        for _ in range(MAX_RETRIES if retry else 0):
+        return (self.retried if retry else _once)(lambda: self.wire.unary(method, request, metadata, timeout))
+
+    @staticmethod
+    def retried(attempt: Callable[[], Outcome]) -> Outcome:
+        """`attempt()`, made again (at most `MAX_RETRIES` times) after the wait a RESOURCE_EXHAUSTED
+        refusal advises: the kit's own pacing cannot see other clients of the same budget."""
+        outcome = attempt()
+        for _ in range(MAX_RETRIES):
             if outcome.code is not grpc.StatusCode.RESOURCE_EXHAUSTED:
                 break
             advice = retry_after_seconds(outcome)
             if advice is None:
                 break  # not a budget refusal (or one the budget clauses will judge)
             time.sleep(min(advice, _RETRY_CAP) + 0.01)
-            outcome = self.wire.unary(method, request, metadata, timeout)
+            outcome = attempt()
         return outcome
 
     def stream(self, method: Callable[..., Any], request: object, *, auth: str = AUTH) -> Stream:
@@ -159,3 +165,7 @@ class Check:
     def skip(self, why: str) -> NoReturn:
         """Skip the clause for a reason found on the wire (a closed market, say)."""
         pytest.skip(f"[{self.clause.id}] {why}")
+
+
+def _once(attempt: Callable[[], Outcome]) -> Outcome:
+    return attempt()
