@@ -26,7 +26,6 @@ from conformance_tests._backdoor import member
 from conformance_tests._base import GENEROUS, SuiteBase, clause
 from conformance_tests._harness import BackendConnection, ConformanceHarness
 from conformance_tests._outage import RECOVERY, broken, recovered, run_into_outage
-from conformance_tests._stalls import StallWatch
 from conformance_tests._support import CALL_BOUND, StateLog, bounded, open_gateway, violated
 
 __all__ = [
@@ -52,9 +51,6 @@ _SETTLING = 0.2
 """Seconds at the start of RC-8's outage left out: a first attempt at once is the same for everyone."""
 _TOGETHER = 0.003
 """Attempts of two gateways this close (seconds) are taken as made together."""
-_TOGETHER_STALLED = 0.015
-"""The most `_TOGETHER` grows to when the event loop stalled during the outage: two gateways in
-lock-step connect one after the other in one turn of the loop, further apart when it is slow."""
 _LOCKSTEP_SHARE = 0.6
 _IDLE = frozenset({ConnectionState.DISCONNECTED, ConnectionState.CLOSED})
 
@@ -65,9 +61,9 @@ def _attempts(records: Sequence[BackendConnection], start: float, end: float) ->
     return sorted(record.opened for record in records if start <= record.opened <= end)
 
 
-def lockstep_share(times: Sequence[float], together: float = _TOGETHER) -> float:
-    """The share of attempts (sorted times) that came within `together` seconds of another one."""
-    close = [later - earlier <= together for earlier, later in itertools.pairwise(times)]
+def lockstep_share(times: Sequence[float]) -> float:
+    """The share of attempts (sorted times) that came within `_TOGETHER` of another one."""
+    close = [later - earlier <= _TOGETHER for earlier, later in itertools.pairwise(times)]
     together = sum(
         1
         for index in range(len(times))
@@ -174,32 +170,29 @@ class PacingClauses(SuiteBase):
         self, started_broker_harness: ConformanceHarness
     ) -> None:
         """RC-8: two gateways that lose the link at the same moment spread their reconnect attempts
-        (jitter): fewer than 60% of the attempts after the first 0.2 s come within 3 ms of the other's
-        (within the suite's longest event-loop stall, up to 15 ms, when it was longer)."""
+        (jitter): fewer than 60% of the attempts after the first 0.2 s come within 3 ms of the other's."""
         harness = started_broker_harness
         connections = member(harness, "backend_connections", "to count reconnect attempts")
-        share, together, times = await self._together(harness, connections)
+        share, times = await self._together(harness, connections)
         if share >= _LOCKSTEP_SHARE:
-            share, together, times = await self._together(harness, connections)
+            share, times = await self._together(harness, connections)
             if share >= _LOCKSTEP_SHARE:
                 violated(
                     "RC-8",
                     f"{share:.0%} of the reconnect attempts of two gateways that lost the link together came "
-                    f"within {together * 1000:.3g} ms of each other (seen in two outages in a row): they "
+                    f"within {_TOGETHER * 1000:g} ms of each other (seen in two outages in a row): they "
                     f"retry in lock-step; a backoff needs jitter [{len(times)} attempts]",
                 )
 
     async def _together(
         self, harness: ConformanceHarness, connections: Connections
-    ) -> tuple[float, float, list[float]]:
-        """The share of attempts made together, how close counts as together, and the attempts."""
+    ) -> tuple[float, list[float]]:
         async with contextlib.AsyncExitStack() as stack:
             pair = [
                 await stack.enter_async_context(open_gateway(harness, GENEROUS, "RC-8")) for _ in range(2)
             ]
             for gateway in pair:
                 await bounded("RC-8", gateway.get_quote(harness.symbol), CALL_BOUND, "get_quote")
-            watch = await stack.enter_async_context(StallWatch())
             async with broken(harness):
                 cut = time.monotonic()
                 await run_into_outage(*pair, symbol=harness.symbol)
@@ -214,5 +207,4 @@ class PacingClauses(SuiteBase):
                 f"two gateways made {len(times)} reconnect attempts between +{_SETTLING:g} s and "
                 f"+{_JITTER_OUTAGE:g} s of an outage; too few to tell jitter (see RC-7)",
             )
-        together = min(max(_TOGETHER, watch.longest), _TOGETHER_STALLED)
-        return lockstep_share(times, together), together, times
+        return lockstep_share(times), times

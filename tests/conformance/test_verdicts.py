@@ -63,14 +63,6 @@ def test_lockstep_is_the_share_of_attempts_made_together() -> None:
     assert lockstep_share([]) == 0.0
 
 
-def test_lockstep_counts_attempts_a_stalled_loop_pushed_apart() -> None:
-    # Two gateways in lock-step whose connects a slow loop made 8 ms apart: together within 15 ms.
-    apart = sorted([*_attempts(0.04, 0.08, 0.16), *(t + 0.008 for t in _attempts(0.04, 0.08, 0.16))])
-
-    assert lockstep_share(apart) == 0.0
-    assert lockstep_share(apart, together=0.015) == 1.0
-
-
 async def test_a_violation_seen_once_is_checked_again_on_longer_windows() -> None:
     scales: list[float] = []
 
