@@ -88,7 +88,11 @@ class Check:
         """One unary call; with `retry`, a RESOURCE_EXHAUSTED refusal with advice is retried after it."""
         self.count()
         metadata = self.wire.metadata(auth)
-        return (self.retried if retry else _once)(lambda: self.wire.unary(method, request, metadata, timeout))
+
+        def attempt() -> Outcome:
+            return self.wire.unary(method, request, metadata, timeout)
+
+        return self.retried(attempt) if retry else attempt()
 
     @staticmethod
     def retried(attempt: Callable[[], Outcome]) -> Outcome:
@@ -165,7 +169,3 @@ class Check:
     def skip(self, why: str) -> NoReturn:
         """Skip the clause for a reason found on the wire (a closed market, say)."""
         pytest.skip(f"[{self.clause.id}] {why}")
-
-
-def _once(attempt: Callable[[], Outcome]) -> Outcome:
-    return attempt()
