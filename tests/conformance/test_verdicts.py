@@ -133,28 +133,28 @@ async def test_a_violation_that_outlasts_the_stalls_fails_naming_every_scale() -
         await confirmed("RL-5", broken)
 
 
-async def test_a_stall_shorter_than_the_allowance_excuses_nothing() -> None:
+async def _scales_until_it_fails(problems: Sequence[str], match: str) -> list[float]:
+    """The scales `confirmed` ran a scenario that always finds `problems` at, before it failed."""
     scales: list[float] = []
 
     async def broken(scale: float) -> list[str]:
         scales.append(scale)
-        return [Overrun("11 trading calls in a window, limit 6", excess=5, allowance=0.034)]
+        return list(problems)
 
-    with pytest.raises(pytest.fail.Exception, match=r"windows 2 times longer"):
+    with pytest.raises(pytest.fail.Exception, match=match):
         await confirmed("RL-5", broken)
-    assert scales == [1.0, 2.0]
+    return scales
+
+
+async def test_a_stall_shorter_than_the_allowance_excuses_nothing() -> None:
+    problems = [Overrun("11 trading calls in a window, limit 6", excess=5, allowance=0.034)]
+    assert await _scales_until_it_fails(problems, r"windows 2 times longer") == [1.0, 2.0]
 
 
 async def test_a_violation_by_more_than_the_small_excess_is_not_checked_a_third_time() -> None:
-    scales: list[float] = []
-
-    async def broken(scale: float) -> list[str]:
-        scales.append(scale)
-        return [Overrun("7 market_data calls", excess=1), Overrun("9 trading calls", excess=SMALL_EXCESS + 1)]
-
-    with pytest.raises(pytest.fail.Exception, match=r"market_data calls; 9 trading calls .* 2 times"):
-        await confirmed("RL-5", broken)
-    assert scales == [1.0, 2.0]
+    problems = [Overrun("7 market_data calls", excess=1), Overrun("9 trading calls", excess=SMALL_EXCESS + 1)]
+    match = r"market_data calls; 9 trading calls .* 2 times"
+    assert await _scales_until_it_fails(problems, match) == [1.0, 2.0]
 
 
 async def test_a_violation_by_one_call_on_every_window_fails_naming_every_scale() -> None:
@@ -166,15 +166,8 @@ async def test_a_violation_by_one_call_on_every_window_fails_naming_every_scale(
 
 
 async def test_a_larger_violation_seen_twice_is_not_checked_a_third_time() -> None:
-    scales: list[float] = []
-
-    async def broken(scale: float) -> list[str]:
-        scales.append(scale)
-        return [Overrun("12 calls in a window, limit 6", excess=6), "a message of another check"]
-
-    with pytest.raises(pytest.fail.Exception, match=r"windows 2 times longer"):
-        await confirmed("RL-5", broken)
-    assert scales == [1.0, 2.0]
+    problems = [Overrun("12 calls in a window, limit 6", excess=6), "a message of another check"]
+    assert await _scales_until_it_fails(problems, r"windows 2 times longer") == [1.0, 2.0]
 
 
 async def test_a_violation_seen_twice_fails_naming_both_measurements() -> None:
