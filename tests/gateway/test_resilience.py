@@ -85,6 +85,8 @@ async def test_an_order_refused_while_the_bridge_is_down_is_not_sent_later(
 ) -> None:
     async with gateways(bridge.address) as gateway:
         await bridge.cut()
+        # Once the gateway knows; a request racing the cut may have left, and is looked up instead.
+        await until(lambda: gateway.state is not ConnectionState.CONNECTED)
         with pytest.raises(BrokerUnavailableError):
             await gateway.place_order(OrderRequest.market("AAPL", "buy", 1))
         await bridge.restore()
