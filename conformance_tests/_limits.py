@@ -2,7 +2,7 @@
 
 Every count is taken from the backend's record of arrival times, never from the gateway. Windows are
 short (0.15 s or so) so that the whole group runs in a few seconds against a real backend;
-a window found over its limit is checked again on windows three times longer before it is reported
+a window found over its limit is checked again on longer windows before it is reported
 (`confirmed`), so that a busy machine is not taken for a defect.
 """
 

@@ -4,6 +4,7 @@ a timing-sensitive violation before reporting it."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,9 +19,11 @@ __all__ = [
     "LAST_SCALE",
     "SMALL_EXCESS",
     "STALLED_SCALE",
+    "STALL_SHARE",
     "Call",
     "Overrun",
     "Scenario",
+    "StallWatch",
     "all_succeeded",
     "arrivals",
     "bound_for",
@@ -51,6 +54,10 @@ SMALL_EXCESS = 2
 windows twice as long (a defect puts a whole batch of calls in one window, at every scale)."""
 
 _TICK = 0.005  # how often the stall watch wakes
+_LATE = 0.002  # a wake later than this: the loop had other work queued when the sleeper was due
+STALL_SHARE = 0.25
+"""The largest share of a window a measured stall may widen its jitter allowance to: beyond it the
+windows are too short to tell a stall from a defect, and longer ones are tried."""
 
 
 class Overrun(str):
@@ -77,29 +84,56 @@ def _stalled(problems: Sequence[str], stall: float) -> bool:
     return all(isinstance(problem, Overrun) and stall > problem.allowance for problem in problems)
 
 
-class _StallWatch:
-    """The longest this event loop was late to wake a sleeper while the block ran: a stalled loop
-    (or a descheduled process) delays every arrival an in-process backend records by as much."""
+class StallWatch:
+    """The longest this event loop was behind while the block ran: from the moment a sleeper was
+    due until the loop, late on every wake since, last woke it. A loop that is behind (a backend
+    sharing it, a descheduled process) delays every request going out and every arrival an
+    in-process backend records by as much: the gateway's permits can be on time while their
+    arrivals bunch. While the watch runs, `window_problems` widens its windows' jitter allowance to
+    the stall (up to `STALL_SHARE` of a window)."""
 
     def __init__(self) -> None:
         self.longest = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._token: contextvars.Token[StallWatch | None] | None = None
 
-    async def __aenter__(self) -> _StallWatch:
+    async def __aenter__(self) -> StallWatch:
         self._task = asyncio.ensure_future(self._watch())
+        self._token = _WATCH.set(self)
         return self
 
     async def __aexit__(self, *_: object) -> None:
         assert self._task is not None
+        assert self._token is not None
+        _WATCH.reset(self._token)
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
+        behind_since: float | None = None
         while True:
-            before = loop.time()
+            due = loop.time() + _TICK
             await asyncio.sleep(_TICK)
-            self.longest = max(self.longest, loop.time() - before - _TICK)
+            woke = loop.time()
+            if woke - due <= _LATE:
+                behind_since = None
+                continue
+            if behind_since is None:
+                behind_since = due
+            self.longest = max(self.longest, woke - behind_since)
+
+
+_WATCH: contextvars.ContextVar[StallWatch | None] = contextvars.ContextVar("stall_watch", default=None)
+
+
+def _allowance(period: float) -> float:
+    """The jitter allowance of a window of `period`, widened to the stall measured meanwhile."""
+    allowance = jitter_allowance(period)
+    watch = _WATCH.get()
+    if watch is None:
+        return allowance
+    return max(allowance, min(watch.longest, STALL_SHARE * period))
 
 
 async def confirmed(clause_id: str, scenario: Scenario) -> None:
@@ -110,15 +144,17 @@ async def confirmed(clause_id: str, scenario: Scenario) -> None:
     - windows over their limits by at most `SMALL_EXCESS` calls are checked on windows `LAST_SCALE`
       times longer;
     - windows over their limits while the event loop stalled for longer than their jitter allowance
-      are checked on windows `LAST_SCALE`, then `STALLED_SCALE` times longer.
+      could be widened to are checked on windows `LAST_SCALE`, then `STALLED_SCALE` times longer.
 
     A correct limiter whose calls were bunched by a stalled event loop (a busy machine) keeps windows
     twice as long: stalls do not grow with the window. On a loaded machine (a backend sharing the
-    loop, coverage tracing, other processes on two cores) the loop can still stall for longer than a
-    longer window's allowance, and then calls granted in two windows reach the backend in one; the
-    stall is measured, and the windows made longer than it. A defect (no limiter, a leaky bucket, a
-    limiter forgotten on reconnect, a retry without a permit) breaks the longest windows as surely
-    as the short ones; on an idle loop it is reported after the second run.
+    loop, coverage tracing, other processes on two cores) the loop can still be behind for longer
+    than a longer window's allowance, and then calls granted in two windows reach the backend in
+    one; so each longer run measures how long the loop was behind, widens the allowance to it (up to
+    `STALL_SHARE` of a window), and goes on to longer windows when the stall outgrew that. A defect
+    (no limiter, a leaky bucket, a limiter forgotten on reconnect, a retry without a permit) breaks
+    the longest windows as surely as the short ones; on an idle loop it is reported after the
+    second run.
     """
     __tracebackhide__ = True
     first = await scenario(1.0)
@@ -130,7 +166,7 @@ async def confirmed(clause_id: str, scenario: Scenario) -> None:
     for scale in (CONFIRM_SCALE, LAST_SCALE, STALLED_SCALE):
         if scales and not _doubtful(scales[-1], problems, stall):
             break
-        async with _StallWatch() as watch:
+        async with StallWatch() as watch:
             problems = await scenario(scale)
         if not problems:
             return
@@ -186,10 +222,11 @@ def window_problems(
     """What is wrong with `requests` under `limits`: one message per window that holds too many."""
     problems: list[str] = []
     for limit in limits:
-        window = busiest_window(requests, limit.period)
+        allowance = _allowance(limit.period)
+        window = busiest_window(requests, limit.period, allowance)
         if window.count > limit.max_calls:
             message = over_limit_message(window, limit, what)
-            problems.append(Overrun(message, window.count - limit.max_calls, jitter_allowance(limit.period)))
+            problems.append(Overrun(message, window.count - limit.max_calls, allowance))
     return problems
 
 

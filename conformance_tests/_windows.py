@@ -46,10 +46,13 @@ class Window:
         return len(self.requests)
 
 
-def busiest_window(requests: Iterable[BackendRequest], period: float) -> Window:
-    """The window of `period` (less the jitter allowance) that holds the most arrivals."""
+def busiest_window(
+    requests: Iterable[BackendRequest], period: float, allowance: float | None = None
+) -> Window:
+    """The window of `period` less `allowance` (by default `jitter_allowance(period)`) that holds
+    the most arrivals."""
     ordered = sorted(requests, key=lambda request: request.time)
-    length = period - jitter_allowance(period)
+    length = period - (jitter_allowance(period) if allowance is None else allowance)
     best = (0, 0)
     end = 0
     for first, request in enumerate(ordered):

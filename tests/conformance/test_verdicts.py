@@ -10,9 +10,17 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from broker_plugins import IBrokerGateway, RateLimitsSpec
+from broker_plugins import IBrokerGateway, RateLimit, RateLimitsSpec
 from conformance_tests import BackendRequest, BreakMode
-from conformance_tests._limits_common import SMALL_EXCESS, Overrun, arrivals, confirmed
+from conformance_tests._limits_common import (
+    SMALL_EXCESS,
+    STALL_SHARE,
+    Overrun,
+    StallWatch,
+    arrivals,
+    confirmed,
+    window_problems,
+)
 from conformance_tests._pacing import MAX_GAP, busiest_second, lockstep_share, pacing_problems
 
 
@@ -122,6 +130,36 @@ async def test_a_violation_seen_while_the_loop_stalled_is_checked_on_windows_eig
 
     await confirmed("RL-5", stalled)
     assert scales == [1.0, 2.0, 4.0, 8.0]
+
+
+def _late_first(late: float) -> list[BackendRequest]:
+    """Under 6 per 0.48 s: one call granted at 0 that reached the backend `late`, then the next
+    window's six, on time."""
+    times = [late] + [0.48 + index * 0.001 for index in range(6)]
+    return [BackendRequest("modify_order", "trading", t) for t in times]
+
+
+async def test_a_stall_measured_while_confirming_widens_the_windows_jitter_allowance() -> None:
+    # As seen under CI load in RL-5: a permit of one window reached the backend 0.1 s late.
+    limit = RateLimit(6, 0.48)
+    assert window_problems(_late_first(0.1), [limit])  # 58 ms allowed: 7 within 0.422 s
+
+    async with StallWatch() as watch:
+        await _stall_the_loop(0.12)
+        assert window_problems(_late_first(0.1), [limit]) == []
+    assert watch.longest >= 0.1
+    assert window_problems(_late_first(0.1), [limit])  # the widening ends with the watch
+
+
+async def test_a_stall_widens_the_allowance_to_a_quarter_window_at_most() -> None:
+    limit = RateLimit(6, 0.48)
+    async with StallWatch():
+        await _stall_the_loop(0.25)
+        problems = window_problems(_late_first(0.13), [limit])
+    assert len(problems) == 1
+    assert isinstance(problems[0], Overrun)
+    assert problems[0].allowance == pytest.approx(STALL_SHARE * 0.48)
+    assert "less 120 ms allowed" in problems[0]
 
 
 async def test_a_violation_that_outlasts_the_stalls_fails_naming_every_scale() -> None:
