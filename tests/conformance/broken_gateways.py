@@ -33,6 +33,7 @@ from tests.conformance.broken_links import (
     GivesUpGateway,
     HangingGateway,
     LockstepReconnectGateway,
+    LockstepUnevenNoticeGateway,
     NoProbeGateway,
     NoReconnectGateway,
     NoStreamResumeGateway,
@@ -95,6 +96,7 @@ EXPECTED_FAILURES: dict[type[MemoryBrokerGateway], frozenset[str]] = {
     UncappedBackoffGateway: frozenset({"RC-7"}),
     GivesUpGateway: frozenset({"RC-7"}),
     LockstepReconnectGateway: frozenset({"RC-8"}),
+    LockstepUnevenNoticeGateway: frozenset({"RC-8"}),
     StaleQuoteGateway: frozenset({"RC-9"}),
     OrderStreamFromLatestGateway: frozenset({"RC-10"}),
     # orders, health, values

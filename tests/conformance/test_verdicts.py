@@ -4,13 +4,14 @@ confirming a rate-limit violation, and naming the culprit when a category is wro
 from __future__ import annotations
 
 import asyncio
+import datetime
 import itertools
 import time
 from collections.abc import Mapping, Sequence
 
 import pytest
 
-from broker_plugins import IBrokerGateway, RateLimit, RateLimitsSpec
+from broker_plugins import ConnectionState, IBrokerGateway, RateLimit, RateLimitsSpec, StateChange
 from conformance_tests import BackendRequest, BreakMode
 from conformance_tests._limits_common import (
     SMALL_EXCESS,
@@ -21,7 +22,7 @@ from conformance_tests._limits_common import (
     confirmed,
     window_problems,
 )
-from conformance_tests._pacing import MAX_GAP, busiest_second, lockstep_share, pacing_problems
+from conformance_tests._pacing import MAX_GAP, busiest_second, lockstep_share, noticed_apart, pacing_problems
 
 
 def _attempts(*gaps: float, start: float = 0.02) -> list[float]:
@@ -69,6 +70,26 @@ def test_lockstep_is_the_share_of_attempts_made_together() -> None:
     assert lockstep_share(together) == 1.0
     assert lockstep_share(apart) == 0.0
     assert lockstep_share([]) == 0.0
+
+
+def test_the_moments_two_gateways_noticed_an_outage_come_from_their_state_changes() -> None:
+    cut = datetime.datetime(2026, 12, 3, 9, 0, tzinfo=datetime.timezone.utc)
+    logs = [_left(cut + datetime.timedelta(milliseconds=ms)) for ms in (20, 5)]
+
+    assert noticed_apart(logs) == pytest.approx(0.015)
+    assert noticed_apart([logs[0], []]) is None  # one never reported it
+
+
+def _left(moment: datetime.datetime) -> list[StateChange]:
+    """The state changes of a gateway that left CONNECTED at `moment`, and came back."""
+    return [
+        StateChange(previous=ConnectionState.CONNECTED, current=ConnectionState.RECONNECTING, time=moment),
+        StateChange(
+            previous=ConnectionState.RECONNECTING,
+            current=ConnectionState.CONNECTED,
+            time=moment + datetime.timedelta(seconds=1),
+        ),
+    ]
 
 
 async def test_a_violation_seen_once_is_checked_again_on_longer_windows() -> None:
