@@ -3,9 +3,7 @@ clients, and each client's share.
 
 BK-BUD-2 and BK-BUD-3 judge one measurement: CLIENTS connections, each pacing GetQuote calls with its
 own exact sliding window of CALLS per SECONDS (as a gateway that believes it owns the budget does),
-each starting 50 ms after the one before has sent its first CALLS (however long they took: on a
-loaded machine the first client's burst outlasts a fixed stagger, and a first-come-first-served
-budget then looks shared), for MEASURED_PERIODS periods; a refused call is not retried (its caller goes
+starting 50 ms apart, for MEASURED_PERIODS periods; a refused call is not retried (its caller goes
 on at its own pace). The server's arrival times are not visible on the wire, but a call lies between
 its sending and its reply: calls sent and answered within less than one period must be no more than
 CALLS, whatever the server's clock says.
@@ -96,9 +94,6 @@ class _Plan:
     request: md.GetQuoteRequest
     start: float
     end: float
-    first_window_sent: tuple[threading.Event, ...] = attrs.field(
-        factory=lambda: tuple(threading.Event() for _ in range(CLIENTS))
-    )
 
 
 def _client(plan: _Plan, index: int, out: list[Sample]) -> None:
@@ -109,29 +104,19 @@ def _client(plan: _Plan, index: int, out: list[Sample]) -> None:
     metadata = wire.metadata("auth")
     window = budget.period + _LIMITER_MARGIN
     grants: deque[float] = deque()
-    time.sleep(max(0.0, plan.start - monotonic()))
-    if index > 0:
-        plan.first_window_sent[index - 1].wait(max(0.0, end - monotonic()))
-        time.sleep(_STAGGER)
-    made = 0
-    try:
-        while monotonic() < end:
-            now = monotonic()
-            while grants and grants[0] <= now - window:
-                grants.popleft()
-            if len(grants) >= budget.calls:
-                time.sleep(grants[0] + window - now)
-                continue
-            grants.append(now)
-            plan.check.count()
-            sent = monotonic()
-            outcome = wire.unary(stubs.market.GetQuote, request, metadata, 10.0)
-            out.append(Sample(index, sent, monotonic(), outcome.code))
-            made += 1
-            if made == budget.calls:
-                plan.first_window_sent[index].set()
-    finally:
-        plan.first_window_sent[index].set()  # never leave the next client waiting
+    time.sleep(max(0.0, plan.start + index * _STAGGER - monotonic()))
+    while monotonic() < end:
+        now = monotonic()
+        while grants and grants[0] <= now - window:
+            grants.popleft()
+        if len(grants) >= budget.calls:
+            time.sleep(grants[0] + window - now)
+            continue
+        grants.append(now)
+        plan.check.count()
+        sent = monotonic()
+        outcome = wire.unary(stubs.market.GetQuote, request, metadata, 10.0)
+        out.append(Sample(index, sent, monotonic(), outcome.code))
 
 
 def _measure(check: Check, instrument: md.Instrument) -> list[Sample]:
@@ -166,8 +151,7 @@ def _measure(check: Check, instrument: md.Instrument) -> list[Sample]:
 def _described(budget: Budget) -> str:
     return (
         f"{CLIENTS} connections each calling GetQuote at up to {budget} of their own for "
-        f"{MEASURED_PERIODS} periods, each starting {_STAGGER * 1000:g} ms after the one before sent its "
-        f"first {budget.calls}"
+        f"{MEASURED_PERIODS} periods, starting {_STAGGER * 1000:g} ms apart"
     )
 
 
